@@ -26,6 +26,7 @@ class QuantizedActivations {
   int64_t ntok() const { return ntok_; }
   int64_t cols() const { return cols_; }
   const void* row(int64_t t) const { return buf_.data() + t * row_bytes_; }
+  size_t row_stride() const { return row_bytes_; }  // bytes from row(t) to row(t + 1)
 
  private:
   DType type_ = DType::F32;

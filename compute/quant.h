@@ -51,11 +51,18 @@ using DequantizeFn = void (*)(const void* src, float* dst, int64_t n);
 using QuantizeFn = void (*)(const float* src, void* dst, int64_t n);
 // Dot product of one weight row (type T) with one activation row already in vec_dot_type(T).
 using VecDotFn = float (*)(int64_t n, const void* w, const void* x);
+// vec_dot over a block of weight rows and a batch of activation rows in one call:
+// y[t * y_stride + r] = vec_dot(n, w + r * w_stride, x + t * x_stride) for r < nrows, t < ntok,
+// up to summation order. It decodes each weight block once for all tokens and converts the
+// activation scales once per call instead of once per row; matmul uses it where set.
+using VecDotRowsFn = void (*)(int64_t n, const void* w, size_t w_stride, int64_t nrows, const void* x,
+                              size_t x_stride, int64_t ntok, float* y, int64_t y_stride);
 
 struct TypeKernels {
   DequantizeFn dequantize = nullptr;
   QuantizeFn quantize = nullptr;  // set for activation types (F32/F16/BF16/Q8_0/Q8_1/Q8_K)
   VecDotFn vec_dot = nullptr;     // set for weight types
+  VecDotRowsFn vec_dot_rows = nullptr;  // optional fast path of matmul (see VecDotRowsFn)
 };
 
 enum class Isa { Scalar = 0, AVX2 = 1, AVX512 = 2 };

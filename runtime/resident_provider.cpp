@@ -24,17 +24,27 @@ class ResidentProvider final : public WeightProvider {
     for (const auto& p : paths_) files.push_back(storage::File::open_read(p));
     data_.resize(units_.size());
     for (size_t i = 0; i < units_.size(); ++i) {
-      const FileRange& r = units_[i].range;
-      if (r.file >= files.size()) fail("weight unit {}: file index {} out of range", units_[i].name, r.file);
-      data_[i] = std::make_unique<std::byte[]>(r.length);
-      files[r.file].read_exact(data_[i].get(), r.length, r.offset);
-      bytes_ += r.length;
+      const uint64_t total = units_[i].bytes();
+      data_[i] = std::make_unique<std::byte[]>(total);
+      uint64_t at = 0;
+      for (const FileRange& r : units_[i].ranges) {
+        if (r.file >= files.size()) fail("weight unit {}: file index {} out of range", units_[i].name, r.file);
+        files[r.file].read_exact(data_[i].get() + at, r.length, r.offset);
+        at += r.length;
+      }
+      bytes_ += total;
     }
   }
 
   const std::byte* acquire(UnitId id) override { return data_.at(id).get(); }
   void release(UnitId) override {}
   const UnitDesc& unit(UnitId id) const override { return units_.at(id); }
+  size_t range_offset(UnitId id, size_t range) const override {
+    size_t at = 0;
+    const auto& rs = units_.at(id).ranges;
+    for (size_t i = 0; i < range; ++i) at += rs[i].length;
+    return at;
+  }
   size_t unit_count() const override { return units_.size(); }
   uint64_t resident_bytes() const override { return bytes_; }
 

@@ -24,10 +24,17 @@ enum class UnitKind : uint8_t { Dense, Expert, Pinned };
 
 struct UnitDesc {
   std::string name;      // "blk.3.attn_q.weight", "blk.3.ffn_up_exps.weight[5]"
-  FileRange range;
+  // One or more file ranges (an expert unit holds its gate, up and down slices). Where range i
+  // lies inside the acquired bytes is range_offset(id, i): providers may pad for alignment.
+  std::vector<FileRange> ranges;
   UnitKind kind = UnitKind::Dense;
   int layer = -1;        // -1 for non-layer tensors (embeddings, output)
   int expert = -1;       // expert index for expert units
+  uint64_t bytes() const {
+    uint64_t n = 0;
+    for (const auto& r : ranges) n += r.length;
+    return n;
+  }
 };
 
 class WeightProvider {
@@ -43,6 +50,8 @@ class WeightProvider {
   virtual const std::byte* acquire(UnitId id) = 0;
   virtual void release(UnitId id) = 0;
   virtual const UnitDesc& unit(UnitId id) const = 0;
+  // Byte offset of range `range` of the unit inside the pointer acquire() returns.
+  virtual size_t range_offset(UnitId id, size_t range) const = 0;
   virtual size_t unit_count() const = 0;
   // Bytes of weights currently held in memory by this provider.
   virtual uint64_t resident_bytes() const = 0;
@@ -65,6 +74,8 @@ class UnitLease {
   UnitLease(const UnitLease&) = delete;
   UnitLease& operator=(const UnitLease&) = delete;
   const std::byte* data() const { return data_; }
+  // Start of the unit's range i (a dense unit has only range 0).
+  const std::byte* range(size_t i) const { return data_ + p_->range_offset(id_, i); }
 
  private:
   WeightProvider* p_ = nullptr;

@@ -1,5 +1,149 @@
-// Placeholder: the 'synth' command lands with its own change.
+// `strata synth`: write a random-weight model that llama.cpp and strata can load, of a given
+// shape or of about a given size, at disk speed.
+#include <tbb/global_control.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+#include "models/synth.h"
+#include "storage/error.h"
 #include "tools/commands.h"
+
 namespace strata::tools {
-void add_synth_command(CLI::App& app, int& exit_code) { (void)app; (void)exit_code; }
+namespace {
+
+struct SynthArgs {
+  std::string output, arch = "mixtral", type = "q4_0", size;
+  std::optional<int64_t> layers, dim, heads, kv_heads, head_dim, experts, used, ffn, vocab, ctx;
+  uint64_t seed = 1;
+  int threads = 0;
+  bool buffered = false;
+};
+
+// "512M", "4G", "11.1G", "1.5GiB", "123456": binary multiples.
+uint64_t parse_size(const std::string& text) {
+  size_t end = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &end);
+  } catch (...) {
+    end = 0;
+  }
+  std::string suffix;
+  for (size_t i = end; i < text.size(); ++i) suffix += char(std::toupper(static_cast<unsigned char>(text[i])));
+  if (suffix.ends_with("IB")) suffix.resize(suffix.size() - 2);
+  else if (suffix.ends_with("B")) suffix.resize(suffix.size() - 1);
+  double mult = 0;
+  if (suffix.empty()) mult = 1;
+  else if (suffix == "K") mult = 0x1p10;
+  else if (suffix == "M") mult = 0x1p20;
+  else if (suffix == "G") mult = 0x1p30;
+  else if (suffix == "T") mult = 0x1p40;
+  if (end == 0 || mult == 0 || !(v > 0) || v * mult > 0x1p60)
+    fail("--size '{}': expected a positive size such as 512M, 4G or 11.1G", text);
+  return static_cast<uint64_t>(std::llround(v * mult));
 }
+
+// One percentage line, rewritten in place on a terminal; every 10% otherwise.
+class ProgressLine {
+ public:
+  ProgressLine() : tty_(::isatty(STDERR_FILENO) == 1) {}
+  void update(uint64_t written, uint64_t total) {
+    const int pct = total ? int(written * 100 / total) : 100;
+    if (tty_ ? pct == last_ : pct / 10 == last_ / 10) return;
+    last_ = pct;
+    std::fprintf(stderr, "%ssynth: %3d%% (%.2f of %.2f GiB)%s", tty_ ? "\r" : "", pct,
+                 double(written) / 0x1p30, double(total) / 0x1p30, tty_ ? "" : "\n");
+    std::fflush(stderr);
+  }
+  void finish() {
+    if (tty_ && last_ >= 0) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  bool tty_;
+  int last_ = -1;
+};
+
+int run(const SynthArgs& a) {
+  const auto arch = models::parse_synth_arch(a.arch);
+  if (!arch) fail("--arch '{}': expected llama, mixtral or qwen3moe", a.arch);
+  const auto type = models::parse_synth_type(a.type);
+  if (!type) {
+    std::string names;
+    for (const auto& n : models::synth_type_names()) names += (names.empty() ? "" : ", ") + n;
+    fail("--type '{}': expected one of {}", a.type, names);
+  }
+  models::SynthSpec spec = models::default_synth_spec(*arch);
+  spec.type = *type;
+  spec.seed = a.seed;
+  auto set = [](const char* flag, const std::optional<int64_t>& v, int64_t& field, int64_t min) {
+    if (!v) return;
+    if (*v < min) fail("{} {}: must be at least {}", flag, *v, min);
+    field = *v;
+  };
+  set("--layers", a.layers, spec.n_layer, 1);
+  set("--dim", a.dim, spec.n_embd, 1);
+  set("--heads", a.heads, spec.n_head, 1);
+  set("--kv-heads", a.kv_heads, spec.n_head_kv, 1);
+  set("--head-dim", a.head_dim, spec.head_dim, 2);
+  set("--experts", a.experts, spec.n_expert, 0);
+  set("--used", a.used, spec.n_expert_used, 0);
+  set("--ffn", a.ffn, spec.n_ff, 1);
+  set("--vocab", a.vocab, spec.n_vocab, 260);
+  set("--ctx", a.ctx, spec.ctx_len, 1);
+  // A head count given without a head size means the usual n_embd / n_head.
+  if ((a.dim || a.heads) && !a.head_dim) spec.head_dim = 0;
+  if (!a.size.empty()) spec.target_size = parse_size(a.size);
+
+  std::unique_ptr<tbb::global_control> threads;
+  if (a.threads > 0)
+    threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, a.threads);
+
+  ProgressLine line;
+  gguf::WriteOptions io;
+  io.direct_io = !a.buffered;
+  const models::SynthResult r = models::synth_model(
+      spec, a.output, [&](uint64_t w, uint64_t t) { line.update(w, t); }, io);
+  line.finish();
+  const auto& s = r.spec;
+  std::printf("%s: %llu bytes, %zu tensors (%s %s, %lld layers, dim %lld, %lld experts), %.2f s, %.0f MB/s\n",
+              r.path.c_str(), static_cast<unsigned long long>(r.bytes), r.n_tensors,
+              models::synth_arch_name(s.arch), compute::type_name(s.type),
+              static_cast<long long>(s.n_layer), static_cast<long long>(s.n_embd),
+              static_cast<long long>(s.n_expert), r.seconds,
+              r.seconds > 0 ? double(r.bytes) / 1e6 / r.seconds : 0.0);
+  return 0;
+}
+
+}  // namespace
+
+void add_synth_command(CLI::App& app, int& exit_code) {
+  auto a = std::make_shared<SynthArgs>();
+  CLI::App* c = app.add_subcommand("synth", "Write a random-weight model (llama.cpp-compatible GGUF)");
+  c->add_option("-o,--output", a->output, "Output GGUF file")->required();
+  c->add_option("--arch", a->arch, "llama | mixtral | qwen3moe (default mixtral)");
+  c->add_option("--type", a->type, "Weight type: f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k q6_k");
+  auto* layers = c->add_option("--layers", a->layers, "Layers (default 8)");
+  c->add_option("--dim", a->dim, "Embedding width (default 512)");
+  c->add_option("--heads", a->heads, "Attention heads (default 8)");
+  c->add_option("--kv-heads", a->kv_heads, "Key/value heads (default 4)");
+  c->add_option("--head-dim", a->head_dim, "Head size (default dim / heads; qwen3moe 64)");
+  c->add_option("--experts", a->experts, "Experts (default 8; llama: 0)");
+  c->add_option("--used", a->used, "Experts used per token (default 2)");
+  c->add_option("--ffn", a->ffn, "Feed-forward width, per expert for MoE (default 1024)");
+  c->add_option("--vocab", a->vocab, "Vocabulary size, at least 260 (default 1024)");
+  c->add_option("--ctx", a->ctx, "Training context length written to the file");
+  auto* size = c->add_option("--size", a->size, "Pick the layer count for about this file size (512M, 4G, 11.1G)");
+  layers->excludes(size);
+  c->add_option("--seed", a->seed, "Random seed (default 1)");
+  c->add_option("-t,--threads", a->threads, "Threads generating data (default: all cores)");
+  c->add_flag("--buffered", a->buffered, "Write through the page cache instead of O_DIRECT");
+  c->callback([a, &exit_code] { exit_code = run(*a); });
+}
+
+}  // namespace strata::tools

@@ -1,0 +1,138 @@
+#include "models/generate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "models/stop_strings.h"
+#include "storage/error.h"
+
+namespace strata::models {
+namespace {
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+std::vector<std::pair<int32_t, float>> top_logits(const float* logits, int64_t n_vocab, int n) {
+  std::vector<int32_t> idx(static_cast<size_t>(n_vocab));
+  std::iota(idx.begin(), idx.end(), 0);
+  const int k = static_cast<int>(std::min<int64_t>(n, n_vocab));
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  std::vector<std::pair<int32_t, float>> out;
+  for (int i = 0; i < k; ++i) out.emplace_back(idx[i], logits[idx[i]]);
+  return out;
+}
+
+GenerateResult generate(Model& model, std::string_view prompt, const GenerateOptions& opts,
+                        const std::function<void(std::string_view)>& on_text) {
+  GenerateResult r;
+  const tok::Tokenizer& tk = model.tokenizer();
+  r.prompt_ids = tk.encode(prompt, /*add_special=*/true);
+  if (r.prompt_ids.empty()) fail("the prompt is empty and the model adds no BOS token: nothing to evaluate");
+  if (opts.n_predict < 0) fail("-n must be >= 0 (got {})", opts.n_predict);
+  int64_t n_ctx = opts.n_ctx > 0 ? opts.n_ctx
+                                 : static_cast<int64_t>(r.prompt_ids.size()) + opts.n_predict + 1;
+  if (static_cast<int64_t>(r.prompt_ids.size()) > n_ctx)
+    fail("the prompt has {} tokens, more than the context size {}", r.prompt_ids.size(), n_ctx);
+  KVCache kv = model.new_cache(n_ctx);
+  Sampler sampler(opts.sampling, static_cast<int32_t>(model.hparams().n_vocab));
+  StopStringMatcher stops(opts.stop);
+  std::vector<int32_t> history = r.prompt_ids;
+
+  ForwardOutput out;
+  BatchItem item{&kv, r.prompt_ids, false};
+  double t0 = now_s();
+  model.forward(std::span<BatchItem>(&item, 1), out);
+  r.stats.prompt_s = now_s() - t0;
+  r.stats.prompt_tokens = static_cast<int64_t>(r.prompt_ids.size());
+  r.top_logits = top_logits(out.row(0), out.n_vocab, 10);
+
+  t0 = now_s();
+  int32_t next = 0;
+  bool stopped = false;
+  for (int i = 0; i < opts.n_predict && !stopped; ++i) {
+    next = sampler.sample(out.row(0), history);
+    r.tokens.push_back(next);
+    history.push_back(next);
+    if (tk.is_eog(next)) break;
+    auto res = stops.feed(tk.token_to_piece(next, /*special=*/true));
+    r.text += res.emit;
+    if (on_text && !res.emit.empty()) on_text(res.emit);
+    if (res.stopped) {
+      stopped = true;
+      break;
+    }
+    if (i + 1 == opts.n_predict || kv.n_past() >= kv.max_ctx()) break;
+    BatchItem step{&kv, std::span<const int32_t>(&r.tokens.back(), 1), false};
+    model.forward(std::span<BatchItem>(&step, 1), out);
+  }
+  if (!stopped) {
+    std::string rest = stops.flush();
+    r.text += rest;
+    if (on_text && !rest.empty()) on_text(rest);
+  }
+  r.stats.gen_s = now_s() - t0;
+  r.stats.gen_tokens = static_cast<int64_t>(r.tokens.size());
+  return r;
+}
+
+PerplexityResult perplexity(Model& model, std::string_view text, int64_t n_ctx, int batch) {
+  PerplexityResult res;
+  const tok::Tokenizer& tk = model.tokenizer();
+  std::vector<int32_t> tokens = tk.encode(text, /*add_special=*/true);
+  if (n_ctx < 4) fail("-c must be at least 4 (got {})", n_ctx);
+  const int64_t n_chunk = static_cast<int64_t>(tokens.size()) / n_ctx;
+  if (n_chunk == 0)
+    fail("the text has {} tokens; perplexity needs at least one window of -c {} tokens", tokens.size(), n_ctx);
+  const int64_t first = n_ctx / 2;
+  const int64_t nv = model.hparams().n_vocab;
+  double nll = 0.0, nll2 = 0.0;
+  int64_t count = 0;
+  const double t0 = now_s();
+  batch = std::max(1, batch);
+  ForwardOutput out;
+  for (int64_t c0 = 0; c0 < n_chunk; c0 += batch) {
+    const int64_t nb = std::min<int64_t>(batch, n_chunk - c0);
+    std::vector<std::vector<int32_t>> win(nb);
+    std::vector<KVCache> caches;
+    caches.reserve(nb);
+    std::vector<BatchItem> items;
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t start = (c0 + b) * n_ctx;
+      win[b].assign(tokens.begin() + start, tokens.begin() + start + n_ctx);
+      if (tk.add_bos() && tk.bos() >= 0) win[b][0] = tk.bos();
+      caches.push_back(model.new_cache(n_ctx));
+    }
+    for (int64_t b = 0; b < nb; ++b) items.push_back({&caches[b], win[b], true});
+    model.forward(items, out);
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t start = (c0 + b) * n_ctx;
+      for (int64_t j = first; j < n_ctx - 1; ++j) {
+        const float* lg = out.row(static_cast<size_t>(b), static_cast<size_t>(j));
+        float mx = lg[0];
+        for (int64_t v = 1; v < nv; ++v) mx = std::max(mx, lg[v]);
+        double sum = 0.0;
+        for (int64_t v = 0; v < nv; ++v) sum += std::exp(static_cast<double>(lg[v] - mx));
+        const int32_t target = tokens[start + j + 1];
+        const double lp = static_cast<double>(lg[target] - mx) - std::log(sum);
+        nll -= lp;
+        nll2 += lp * lp;
+        ++count;
+      }
+      res.running_ppl.push_back(std::exp(nll / count));
+    }
+  }
+  res.n_chunks = n_chunk;
+  res.n_scored = count;
+  res.ppl = std::exp(nll / count);
+  const double mean = nll / count, var = nll2 / count - mean * mean;
+  res.ppl_stderr = count > 1 ? std::sqrt(std::max(0.0, var) / (count - 1)) * res.ppl : 0.0;
+  res.seconds = now_s() - t0;
+  return res;
+}
+
+}  // namespace strata::models

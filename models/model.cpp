@@ -1,0 +1,352 @@
+#include "models/model.h"
+
+#include <spdlog/spdlog.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_group.h>
+
+#include <algorithm>
+#include <exception>
+#include <mutex>
+#include <cmath>
+#include <numeric>
+
+#include "compute/matmul.h"
+#include "models/ops.h"
+#include "storage/error.h"
+
+namespace strata::models {
+
+using compute::QuantizedActivations;
+using runtime::UnitLease;
+
+const Architecture* find_architecture(const std::string& name) {
+  for (const Architecture* a : {&kLlamaArchitecture, &kQwen3MoeArchitecture})
+    if (name == a->name) return a;
+  return nullptr;
+}
+
+const float* ForwardOutput::row(size_t item, size_t r) const {
+  return logits.data() + (row_offset.at(item) + r) * static_cast<size_t>(n_vocab);
+}
+
+// Per-call working memory, kept between calls so decoding allocates nothing.
+struct Model::Scratch {
+  std::vector<float> x, xn, q, k, v, att, tmp, gate, up, router;
+  std::vector<int64_t> pos;       // position of each batch token in its sequence
+  std::vector<size_t> seq_of;     // which batch item each token belongs to
+  std::vector<size_t> tok_begin;  // first batch token of each item
+  QuantizedActivations xq;
+  // MoE routing: for token t, slot k: expert id and weight.
+  std::vector<int32_t> sel;
+  std::vector<float> sel_w;
+  std::vector<float> expert_out;  // [T * n_used, n_embd]
+  int64_t T = 0;
+};
+
+Model::~Model() = default;
+
+std::unique_ptr<Model> Model::load(const std::string& path, LoadOptions opts) {
+  std::unique_ptr<Model> m(new Model());
+  m->file_ = gguf::GGUFFile::open(path);
+  const std::string arch = m->file_.architecture();
+  const Architecture* a = find_architecture(arch);
+  if (!a) fail("{}: architecture '{}' is not supported (supported: llama, qwen3moe)", path, arch);
+  m->hp_ = a->read_hparams(m->file_);
+  const gguf::TensorInfo& emb = m->file_.require_tensor("token_embd.weight", "the token embedding");
+  if (emb.shape.size() != 2) fail("{}: tensor 'token_embd.weight' must be 2-D", path);
+  m->hp_.n_vocab = emb.shape[1];
+  m->tokenizer_ = tok::Tokenizer::from_gguf(m->file_);
+  if (m->tokenizer_->n_vocab() > m->hp_.n_vocab)
+    fail("{}: tokenizer has {} tokens but token_embd.weight has only {} rows", path,
+         m->tokenizer_->n_vocab(), m->hp_.n_vocab);
+
+  m->provider_ = opts.provider ? std::move(opts.provider) : runtime::make_resident_provider(m->file_.paths());
+  WeightBinder binder(m->file_, *m->provider_);
+  a->bind(binder, m->hp_, m->w_);
+  m->provider_->finalize();
+
+  // Small always-used vectors are copied out once.
+  auto& p = *m->provider_;
+  m->w_.output_norm = read_vector(p, m->w_.output_norm_ref);
+  m->w_.rope_freqs = read_vector(p, m->w_.rope_freqs_ref);
+  for (auto& L : m->w_.layers) {
+    L.attn_norm = read_vector(p, L.attn_norm_ref);
+    L.ffn_norm = read_vector(p, L.ffn_norm_ref);
+    L.q_norm = read_vector(p, L.q_norm_ref);
+    L.k_norm = read_vector(p, L.k_norm_ref);
+  }
+  m->scratch_ = std::make_unique<Scratch>();
+  spdlog::debug("loaded {}: arch {}, {} layers, {} experts", path, arch, m->hp_.n_layer, m->hp_.n_expert);
+  return m;
+}
+
+namespace {
+
+// Quantizes `x` into `q` for matrix m's activation format unless it already holds it.
+void prepare(QuantizedActivations& q, const Matrix& m, const float* x, int64_t T) {
+  q.quantize(compute::type_info(m.type).vec_dot_type, x, T, m.cols);
+}
+
+void run_matmul(runtime::WeightProvider& p, const Matrix& m, const QuantizedActivations& xq, float* y) {
+  UnitLease lease(p, m.unit);
+  compute::matmul(m.view(lease.range(0)), xq, y, m.rows);
+}
+
+}  // namespace
+
+void Model::forward(std::span<BatchItem> batch, ForwardOutput& out) {
+  Scratch& s = *scratch_;
+  const HParams& hp = hp_;
+  const int64_t E = hp.n_embd;
+
+  // Lay out the batch: tokens of all sequences, each with its position.
+  int64_t T = 0;
+  s.tok_begin.assign(batch.size(), 0);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    s.tok_begin[i] = static_cast<size_t>(T);
+    T += static_cast<int64_t>(batch[i].tokens.size());
+    batch[i].kv->reserve_more(static_cast<int64_t>(batch[i].tokens.size()));
+  }
+  s.T = T;
+  s.pos.resize(T);
+  s.seq_of.resize(T);
+  s.x.resize(static_cast<size_t>(T * E));
+  s.xn.resize(static_cast<size_t>(T * E));
+  {
+    UnitLease emb(*provider_, w_.token_embd.unit);
+    const auto* base = reinterpret_cast<const uint8_t*>(emb.range(0));
+    for (size_t i = 0; i < batch.size(); ++i) {
+      for (size_t j = 0; j < batch[i].tokens.size(); ++j) {
+        const int64_t t = static_cast<int64_t>(s.tok_begin[i] + j);
+        const int32_t id = batch[i].tokens[j];
+        if (id < 0 || id >= hp.n_vocab) fail("token id {} is out of range (vocabulary has {} tokens)", id, hp.n_vocab);
+        s.pos[t] = batch[i].kv->n_past() + static_cast<int64_t>(j);
+        s.seq_of[t] = i;
+        compute::dequantize_row(w_.token_embd.type, base + static_cast<size_t>(id) * w_.token_embd.row_stride,
+                                s.x.data() + t * E, E);
+      }
+    }
+  }
+
+  for (int64_t il = 0; il < hp.n_layer; ++il) {
+    attention_layer(il, batch, s);
+    if (w_.layers[il].moe)
+      moe_layer(il, s);
+    else
+      ffn_layer(il, s);
+  }
+  for (auto& item : batch) item.kv->advance(static_cast<int64_t>(item.tokens.size()));
+
+  // Output rows: the last token of each item, or all of them.
+  std::vector<int64_t> rows;
+  out.row_offset.assign(batch.size(), 0);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    out.row_offset[i] = rows.size();
+    const int64_t n = static_cast<int64_t>(batch[i].tokens.size());
+    if (n == 0) continue;
+    const int64_t b = static_cast<int64_t>(s.tok_begin[i]);
+    if (batch[i].all_logits)
+      for (int64_t j = 0; j < n; ++j) rows.push_back(b + j);
+    else
+      rows.push_back(b + n - 1);
+  }
+  const int64_t R = static_cast<int64_t>(rows.size());
+  for (int64_t r = 0; r < R; ++r)
+    rms_norm(s.x.data() + rows[r] * E, w_.output_norm.data(), s.xn.data() + r * E, E, hp.norm_eps);
+  out.n_vocab = hp.n_vocab;
+  out.logits.resize(static_cast<size_t>(R * hp.n_vocab));
+  prepare(s.xq, w_.output, s.xn.data(), R);
+  run_matmul(*provider_, w_.output, s.xq, out.logits.data());
+}
+
+void Model::attention_layer(int64_t il, std::span<BatchItem> batch, Scratch& s) {
+  const HParams& hp = hp_;
+  const LayerWeights& L = w_.layers[il];
+  const int64_t E = hp.n_embd, T = s.T;
+  const int64_t qd = hp.q_dim(), kd = hp.k_dim(), vd = hp.v_dim();
+  const int64_t hdk = hp.head_dim_k, hdv = hp.head_dim_v;
+
+  for (int64_t t = 0; t < T; ++t)
+    rms_norm(s.x.data() + t * E, L.attn_norm.data(), s.xn.data() + t * E, E, hp.norm_eps);
+  s.q.resize(T * qd);
+  s.k.resize(T * kd);
+  s.v.resize(T * vd);
+  prepare(s.xq, L.wq, s.xn.data(), T);
+  run_matmul(*provider_, L.wq, s.xq, s.q.data());
+  if (compute::type_info(L.wk.type).vec_dot_type != s.xq.type()) prepare(s.xq, L.wk, s.xn.data(), T);
+  run_matmul(*provider_, L.wk, s.xq, s.k.data());
+  if (compute::type_info(L.wv.type).vec_dot_type != s.xq.type()) prepare(s.xq, L.wv, s.xn.data(), T);
+  run_matmul(*provider_, L.wv, s.xq, s.v.data());
+
+  const float* freq = w_.rope_freqs.empty() ? nullptr : w_.rope_freqs.data();
+  for (int64_t t = 0; t < T; ++t) {
+    float* qt = s.q.data() + t * qd;
+    float* kt = s.k.data() + t * kd;
+    if (hp.qk_norm) {
+      for (int64_t h = 0; h < hp.n_head; ++h) rms_norm(qt + h * hdk, L.q_norm.data(), qt + h * hdk, hdk, hp.norm_eps);
+      for (int64_t h = 0; h < hp.n_head_kv; ++h) rms_norm(kt + h * hdk, L.k_norm.data(), kt + h * hdk, hdk, hp.norm_eps);
+    }
+    rope(qt, hp.n_head, hdk, s.pos[t], hp, freq);
+    rope(kt, hp.n_head_kv, hdk, s.pos[t], hp, freq);
+    KVCache& kv = *batch[s.seq_of[t]].kv;
+    std::copy_n(kt, kd, kv.k(il, s.pos[t]));
+    std::copy_n(s.v.data() + t * vd, vd, kv.v(il, s.pos[t]));
+  }
+
+  // Attention: for each token and head, over its sequence's positions 0..pos (causal).
+  s.att.resize(T * hp.n_head * hdv);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hdk));
+  const int64_t group = hp.n_head / hp.n_head_kv;
+  auto head_job = [&](int64_t job, std::vector<float>& scores) {
+    const int64_t t = job / hp.n_head, h = job % hp.n_head;
+    const KVCache& kv = *batch[s.seq_of[t]].kv;
+    const int64_t n = s.pos[t] + 1;
+    const int64_t hk = h / group;
+    const float* qh = s.q.data() + t * qd + h * hdk;
+    scores.resize(n);
+    for (int64_t j = 0; j < n; ++j) {
+      const float* kj = kv.k(il, j) + hk * hdk;
+      float d = 0.0f;
+      for (int64_t c = 0; c < hdk; ++c) d += qh[c] * kj[c];
+      scores[j] = d * scale;
+    }
+    softmax(scores.data(), n);
+    float* o = s.att.data() + (t * hp.n_head + h) * hdv;
+    std::fill_n(o, hdv, 0.0f);
+    for (int64_t j = 0; j < n; ++j) {
+      const float* vj = kv.v(il, j) + hk * hdv;
+      const float p = scores[j];
+      for (int64_t c = 0; c < hdv; ++c) o[c] += p * vj[c];
+    }
+  };
+  const int64_t jobs = T * hp.n_head;
+  int64_t work = 0;
+  for (int64_t t = 0; t < T; ++t) work += s.pos[t] + 1;
+  if (work * hp.n_head * hdk < (1 << 16)) {
+    std::vector<float>& scores = s.tmp;
+    for (int64_t j = 0; j < jobs; ++j) head_job(j, scores);
+  } else {
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, jobs), [&](const tbb::blocked_range<int64_t>& r) {
+      std::vector<float> scores;
+      for (int64_t j = r.begin(); j < r.end(); ++j) head_job(j, scores);
+    });
+  }
+
+  // Output projection and residual.
+  s.tmp.resize(T * E);
+  prepare(s.xq, L.wo, s.att.data(), T);
+  run_matmul(*provider_, L.wo, s.xq, s.tmp.data());
+  for (int64_t i = 0; i < T * E; ++i) s.x[i] += s.tmp[i];
+}
+
+void Model::ffn_layer(int64_t il, Scratch& s) {
+  const HParams& hp = hp_;
+  const LayerWeights& L = w_.layers[il];
+  const int64_t E = hp.n_embd, T = s.T, F = hp.n_ff;
+  for (int64_t t = 0; t < T; ++t)
+    rms_norm(s.x.data() + t * E, L.ffn_norm.data(), s.xn.data() + t * E, E, hp.norm_eps);
+  s.gate.resize(T * F);
+  s.up.resize(T * F);
+  prepare(s.xq, L.ffn_gate, s.xn.data(), T);
+  run_matmul(*provider_, L.ffn_gate, s.xq, s.gate.data());
+  if (compute::type_info(L.ffn_up.type).vec_dot_type != s.xq.type()) prepare(s.xq, L.ffn_up, s.xn.data(), T);
+  run_matmul(*provider_, L.ffn_up, s.xq, s.up.data());
+  swiglu(s.gate.data(), s.up.data(), s.gate.data(), T * F);
+  s.tmp.resize(T * E);
+  prepare(s.xq, L.ffn_down, s.gate.data(), T);
+  run_matmul(*provider_, L.ffn_down, s.xq, s.tmp.data());
+  for (int64_t i = 0; i < T * E; ++i) s.x[i] += s.tmp[i];
+}
+
+void Model::moe_layer(int64_t il, Scratch& s) {
+  const HParams& hp = hp_;
+  const LayerWeights& L = w_.layers[il];
+  const int64_t E = hp.n_embd, T = s.T, NE = hp.n_expert, K = hp.n_expert_used;
+  for (int64_t t = 0; t < T; ++t)
+    rms_norm(s.x.data() + t * E, L.ffn_norm.data(), s.xn.data() + t * E, E, hp.norm_eps);
+
+  // Router: softmax over all experts, keep the top K, optionally renormalise.
+  s.router.resize(T * NE);
+  prepare(s.xq, L.router, s.xn.data(), T);
+  run_matmul(*provider_, L.router, s.xq, s.router.data());
+  s.sel.resize(T * K);
+  s.sel_w.resize(T * K);
+  std::vector<int32_t> order(NE);
+  for (int64_t t = 0; t < T; ++t) {
+    float* p = s.router.data() + t * NE;
+    softmax(p, NE);
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + K, order.end(),
+                      [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+    double sum = 0.0;
+    for (int64_t k = 0; k < K; ++k) sum += p[order[k]];
+    for (int64_t k = 0; k < K; ++k) {
+      s.sel[t * K + k] = order[k];
+      s.sel_w[t * K + k] = hp.expert_weights_norm ? static_cast<float>(p[order[k]] / sum) : p[order[k]];
+    }
+  }
+
+  // Group (token, slot) pairs by expert; one job per selected expert over its tokens.
+  std::vector<std::vector<int64_t>> slots(NE);  // entries: t * K + k
+  for (int64_t i = 0; i < T * K; ++i) slots[s.sel[i]].push_back(i);
+  std::vector<runtime::UnitId> wanted;
+  for (int64_t e = 0; e < NE; ++e)
+    if (!slots[e].empty()) wanted.push_back(L.experts.units[e]);
+  provider_->prefetch(wanted.data(), wanted.size());
+
+  s.expert_out.resize(T * K * E);
+  const ExpertSet& X = L.experts;
+  auto expert_job = [&](int64_t e) {
+    const std::vector<int64_t>& mine = slots[e];
+    const int64_t n = static_cast<int64_t>(mine.size());
+    const int64_t F = X.gate.rows;
+    std::vector<float> xin(n * E), g(n * F), u(n * F), d(n * E);
+    for (int64_t i = 0; i < n; ++i) std::copy_n(s.xn.data() + (mine[i] / K) * E, E, xin.data() + i * E);
+    UnitLease lease(*provider_, X.units[e]);
+    const std::byte* part[3] = {lease.range(0), lease.range(1), lease.range(2)};
+    QuantizedActivations q;
+    q.quantize(compute::type_info(X.gate.type).vec_dot_type, xin.data(), n, E);
+    compute::matmul(X.gate.view(part[0]), q, g.data(), F);
+    if (compute::type_info(X.up.type).vec_dot_type != q.type())
+      q.quantize(compute::type_info(X.up.type).vec_dot_type, xin.data(), n, E);
+    compute::matmul(X.up.view(part[1]), q, u.data(), F);
+    swiglu(g.data(), u.data(), g.data(), n * F);
+    q.quantize(compute::type_info(X.down.type).vec_dot_type, g.data(), n, F);
+    compute::matmul(X.down.view(part[2]), q, d.data(), E);
+    for (int64_t i = 0; i < n; ++i) std::copy_n(d.data() + i * E, E, s.expert_out.data() + mine[i] * E);
+  };
+  // Exceptions (a failed read) must not cross the task boundary: keep the first, rethrow after.
+  std::mutex err_mu;
+  std::exception_ptr err;
+  tbb::task_group tg;
+  for (int64_t e = 0; e < NE; ++e) {
+    if (slots[e].empty()) continue;
+    tg.run([&, e] {
+      try {
+        expert_job(e);
+      } catch (...) {
+        std::lock_guard<std::mutex> g(err_mu);
+        if (!err) err = std::current_exception();
+      }
+    });
+  }
+  tg.wait();
+  if (err) std::rethrow_exception(err);
+
+  // Weighted sum in slot order, so the result does not depend on job scheduling; the experts'
+  // sum is formed first and then added to the residual, as llama.cpp does.
+  s.tmp.resize(E);
+  for (int64_t t = 0; t < T; ++t) {
+    float* acc = s.tmp.data();
+    std::fill_n(acc, E, 0.0f);
+    for (int64_t k = 0; k < K; ++k) {
+      const float w = s.sel_w[t * K + k];
+      const float* o = s.expert_out.data() + (t * K + k) * E;
+      for (int64_t c = 0; c < E; ++c) acc[c] += w * o[c];
+    }
+    float* xt = s.x.data() + t * E;
+    for (int64_t c = 0; c < E; ++c) xt[c] += acc[c];
+  }
+}
+
+}  // namespace strata::models

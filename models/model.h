@@ -1,0 +1,101 @@
+// A loaded model: hyperparameters, tokenizer, weights bound to a provider, and the batched
+// forward pass. The forward pass is layer-major over a batch of sequences: every sequence's
+// new tokens pass through layer L before layer L+1 starts, so one read of a layer's weights
+// serves the whole batch; MoE layers run one job per selected expert over its tokens.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "models/gguf/gguf.h"
+#include "models/hparams.h"
+#include "models/kv_cache.h"
+#include "models/tokenizer/tokenizer.h"
+#include "models/weights.h"
+#include "runtime/weight_provider.h"
+
+namespace strata::models {
+
+struct LayerWeights {
+  std::vector<float> attn_norm, ffn_norm, q_norm, k_norm;
+  VectorRef attn_norm_ref, ffn_norm_ref, q_norm_ref, k_norm_ref;
+  Matrix wq, wk, wv, wo;
+  Matrix ffn_gate, ffn_up, ffn_down;  // dense FFN
+  Matrix router;                      // MoE: [n_embd -> n_expert]
+  ExpertSet experts;
+  bool moe = false;
+};
+
+struct ModelWeights {
+  Matrix token_embd, output;  // output may alias token_embd (tied)
+  VectorRef output_norm_ref;
+  std::vector<float> output_norm;
+  std::vector<float> rope_freqs;  // optional per-dimension divisors
+  VectorRef rope_freqs_ref;
+  std::vector<LayerWeights> layers;
+};
+
+// One sequence's share of a forward batch.
+struct BatchItem {
+  KVCache* kv = nullptr;
+  std::span<const int32_t> tokens;
+  bool all_logits = false;  // logits for every token (perplexity) or just the last
+};
+
+// Logits of a forward call: item i's rows start at row_offset[i] (n_vocab floats each).
+struct ForwardOutput {
+  std::vector<float> logits;
+  std::vector<size_t> row_offset;
+  const float* row(size_t item, size_t r = 0) const;
+  int64_t n_vocab = 0;
+};
+
+struct LoadOptions {
+  // Weight provider factory result; when null a resident provider over the file is used.
+  std::unique_ptr<runtime::WeightProvider> provider;
+};
+
+class Model {
+ public:
+  // Opens the GGUF file, reads hyperparameters and tokenizer, binds every tensor the
+  // architecture needs (missing or misshapen tensors are errors), then finalizes the provider.
+  static std::unique_ptr<Model> load(const std::string& path, LoadOptions opts = {});
+  ~Model();
+
+  const HParams& hparams() const { return hp_; }
+  const gguf::GGUFFile& file() const { return file_; }
+  const tok::Tokenizer& tokenizer() const { return *tokenizer_; }
+  runtime::WeightProvider& provider() { return *provider_; }
+  KVCache new_cache(int64_t max_ctx) const { return KVCache(hp_.n_layer, hp_.k_dim(), hp_.v_dim(), max_ctx); }
+
+  void forward(std::span<BatchItem> batch, ForwardOutput& out);
+
+ private:
+  Model() = default;
+  struct Scratch;
+  void attention_layer(int64_t il, std::span<BatchItem> batch, Scratch& s);
+  void ffn_layer(int64_t il, Scratch& s);
+  void moe_layer(int64_t il, Scratch& s);
+
+  gguf::GGUFFile file_;
+  HParams hp_;
+  std::unique_ptr<tok::Tokenizer> tokenizer_;
+  std::unique_ptr<runtime::WeightProvider> provider_;
+  ModelWeights w_;
+  std::unique_ptr<Scratch> scratch_;
+  friend struct ArchitectureLoader;
+};
+
+// One per architecture file: reads hyperparameters and binds the tensors into ModelWeights.
+struct Architecture {
+  const char* name;
+  HParams (*read_hparams)(const gguf::GGUFFile& file);
+  void (*bind)(WeightBinder& b, const HParams& hp, ModelWeights& w);
+};
+const Architecture* find_architecture(const std::string& name);
+extern const Architecture kLlamaArchitecture;
+extern const Architecture kQwen3MoeArchitecture;
+
+}  // namespace strata::models

@@ -1,0 +1,73 @@
+// Synthetic models: GGUF files with llama.cpp's key and tensor names, a small SentencePiece-style
+// vocabulary and random (but numerically sane) weights, of any size, written at disk speed.
+// Used to test and benchmark the runtime on models far larger than the reference data.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "compute/quant.h"
+#include "models/gguf/gguf_writer.h"
+
+namespace strata::models {
+
+enum class SynthArch { Llama, Mixtral, Qwen3Moe };
+const char* synth_arch_name(SynthArch a);                        // "llama", "mixtral", "qwen3moe"
+std::optional<SynthArch> parse_synth_arch(std::string_view name);  // the same spellings
+// Weight types synth can fill: f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k q6_k
+// (case-insensitive).
+std::optional<compute::DType> parse_synth_type(std::string_view name);
+const std::vector<std::string>& synth_type_names();
+
+struct SynthSpec {
+  SynthArch arch = SynthArch::Mixtral;
+  int64_t n_layer = 8;
+  int64_t n_embd = 512;
+  int64_t n_head = 8;
+  int64_t n_head_kv = 4;
+  int64_t head_dim = 0;  // 0: n_embd / n_head
+  int64_t n_expert = 8;  // 0 for a dense model
+  int64_t n_expert_used = 2;
+  int64_t n_ff = 1024;  // dense feed-forward width, or each expert's width
+  int64_t n_vocab = 1024;
+  int64_t ctx_len = 2048;
+  compute::DType type = compute::DType::Q4_0;  // the big matrices; norms and router are F32
+  uint64_t seed = 1;
+  uint64_t target_size = 0;  // > 0: n_layer is chosen so the file is about this many bytes
+};
+
+// Small demo model of an architecture (dense for llama).
+SynthSpec default_synth_spec(SynthArch arch);
+
+// Checks the spec (strata::Error naming the field and what is wrong), fills head_dim and, when
+// target_size is set, n_layer.
+SynthSpec resolve_synth_spec(const SynthSpec& spec);
+
+// The SentencePiece-style vocabulary: <unk> <s> </s>, 256 byte tokens, "▁", then printable
+// pieces. n_vocab must be at least 260.
+std::vector<std::string> synth_vocab(int64_t n_vocab);
+
+// Metadata and tensor index of a resolved spec, ready to write.
+gguf::GGUFWriter build_synth_writer(const SynthSpec& resolved);
+
+// Standard deviation of a random weight tensor's values: 1 / sqrt(row length).
+float synth_weight_std(int64_t row_length);
+
+struct SynthResult {
+  std::string path;
+  SynthSpec spec;  // resolved
+  uint64_t bytes = 0;
+  size_t n_tensors = 0;
+  double seconds = 0;
+};
+
+using SynthProgress = std::function<void(uint64_t written, uint64_t total)>;
+
+// Writes the model. Errors name `path` (an invalid spec is reported before the file is created).
+SynthResult synth_model(const SynthSpec& spec, const std::string& path,
+                        const SynthProgress& progress = {}, const gguf::WriteOptions& io = {});
+
+}  // namespace strata::models

@@ -25,7 +25,7 @@ void bind_llama_family(WeightBinder& b, const HParams& hp, ModelWeights& w) {
   const gguf::GGUFFile& f = b.file();
   w.token_embd = b.matrix("token_embd.weight", hp.n_embd, hp.n_vocab, UnitKind::Dense, -1);
   w.output_norm_ref = b.vector("output_norm.weight", hp.n_embd, -1);
-  w.output = b.matrix("output.weight", hp.n_embd, hp.n_vocab, UnitKind::Dense, -1, /*optional=*/true);
+  w.output = b.matrix("output.weight", hp.n_embd, hp.n_vocab, UnitKind::Dense, static_cast<int>(hp.n_layer), /*optional=*/true);
   if (!w.output.present) w.output = w.token_embd;  // tied embeddings
   w.rope_freqs_ref = b.vector("rope_freqs.weight", hp.rope_dim / 2, -1, /*optional=*/true);
   w.layers.resize(static_cast<size_t>(hp.n_layer));

@@ -51,6 +51,8 @@ GenerateResult generate(Model& model, std::string_view prompt, const GenerateOpt
   r.stats.prompt_tokens = static_cast<int64_t>(r.prompt_ids.size());
   r.top_logits = top_logits(out.row(0), out.n_vocab, 10);
 
+  r.decode_start = model.provider().stats();
+  const RoutingStats routing0 = model.routing_stats();
   t0 = now_s();
   int32_t next = 0;
   bool stopped = false;
@@ -76,6 +78,9 @@ GenerateResult generate(Model& model, std::string_view prompt, const GenerateOpt
     if (on_text && !rest.empty()) on_text(rest);
   }
   r.stats.gen_s = now_s() - t0;
+  r.decode_end = model.provider().stats();
+  r.decode_routing.predicted = model.routing_stats().predicted - routing0.predicted;
+  r.decode_routing.predicted_used = model.routing_stats().predicted_used - routing0.predicted_used;
   r.stats.gen_tokens = static_cast<int64_t>(r.tokens.size());
   return r;
 }

@@ -32,6 +32,10 @@ struct GenerateResult {
   std::string text;             // generated text (stop string and what follows removed)
   std::vector<std::pair<int32_t, float>> top_logits;  // 10 highest at the last prompt position
   GenerateStats stats;
+  // Provider counters when decoding started and ended, and the routing prediction counters of
+  // the decode phase: the streaming summary is their difference.
+  runtime::ProviderStats decode_start, decode_end;
+  RoutingStats decode_routing;
 };
 
 // Streams each piece of emitted text through on_text (may be empty).

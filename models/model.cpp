@@ -40,6 +40,8 @@ struct Model::Scratch {
   std::vector<int32_t> sel;
   std::vector<float> sel_w;
   std::vector<float> expert_out;  // [T * n_used, n_embd]
+  std::vector<int32_t> pred;      // predicted experts of layer pred_layer, [T * n_used]
+  int64_t pred_layer = -1;
   int64_t T = 0;
 };
 
@@ -60,10 +62,23 @@ std::unique_ptr<Model> Model::load(const std::string& path, LoadOptions opts) {
     fail("{}: tokenizer has {} tokens but token_embd.weight has only {} rows", path,
          m->tokenizer_->n_vocab(), m->hp_.n_vocab);
 
-  m->provider_ = opts.provider ? std::move(opts.provider) : runtime::make_resident_provider(m->file_.paths());
+  m->provider_ = opts.provider ? opts.provider(m->file_.paths()) : runtime::make_resident_provider(m->file_.paths());
+  m->streaming_ = m->provider_->max_unit_bytes() != UINT64_MAX;
   WeightBinder binder(m->file_, *m->provider_);
   a->bind(binder, m->hp_, m->w_);
   m->provider_->finalize();
+  // The dense units each layer reads, for prefetching a layer ahead.
+  m->dense_units_.resize(static_cast<size_t>(m->hp_.n_layer + 1));
+  auto add = [](std::vector<runtime::UnitId>& v, const Matrix& mat) {
+    if (mat.present)
+      for (const RowBlock& b : mat.blocks) v.push_back(b.unit);
+  };
+  for (int64_t il = 0; il < m->hp_.n_layer; ++il) {
+    const LayerWeights& L = m->w_.layers[il];
+    for (const Matrix* mat : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down, &L.router})
+      add(m->dense_units_[il], *mat);
+  }
+  add(m->dense_units_.back(), m->w_.output);
 
   // Small always-used vectors are copied out once.
   auto& p = *m->provider_;
@@ -87,9 +102,19 @@ void prepare(QuantizedActivations& q, const Matrix& m, const float* x, int64_t T
   q.quantize(compute::type_info(m.type).vec_dot_type, x, T, m.cols);
 }
 
+// y[t][r] for every row block of m, one block in memory at a time (all requested up front so
+// the next block reads while this one multiplies).
 void run_matmul(runtime::WeightProvider& p, const Matrix& m, const QuantizedActivations& xq, float* y) {
-  UnitLease lease(p, m.unit);
-  compute::matmul(m.view(lease.range(0)), xq, y, m.rows);
+  if (m.blocks.size() > 1) {
+    std::vector<runtime::UnitId> ids;
+    for (const RowBlock& b : m.blocks) ids.push_back(b.unit);
+    p.prefetch(ids.data(), ids.size(), runtime::Need::Now);
+  }
+  for (const RowBlock& b : m.blocks) {
+    UnitLease lease(p, b.unit);
+    const compute::MatrixView v{m.type, lease.range(0), b.rows, m.cols, m.row_stride};
+    compute::matmul(v, xq, y + b.row0, m.rows);
+  }
 }
 
 }  // namespace
@@ -112,23 +137,16 @@ void Model::forward(std::span<BatchItem> batch, ForwardOutput& out) {
   s.seq_of.resize(T);
   s.x.resize(static_cast<size_t>(T * E));
   s.xn.resize(static_cast<size_t>(T * E));
-  {
-    UnitLease emb(*provider_, w_.token_embd.unit);
-    const auto* base = reinterpret_cast<const uint8_t*>(emb.range(0));
-    for (size_t i = 0; i < batch.size(); ++i) {
-      for (size_t j = 0; j < batch[i].tokens.size(); ++j) {
-        const int64_t t = static_cast<int64_t>(s.tok_begin[i] + j);
-        const int32_t id = batch[i].tokens[j];
-        if (id < 0 || id >= hp.n_vocab) fail("token id {} is out of range (vocabulary has {} tokens)", id, hp.n_vocab);
-        s.pos[t] = batch[i].kv->n_past() + static_cast<int64_t>(j);
-        s.seq_of[t] = i;
-        compute::dequantize_row(w_.token_embd.type, base + static_cast<size_t>(id) * w_.token_embd.row_stride,
-                                s.x.data() + t * E, E);
-      }
-    }
-  }
+  provider_->at_layer(-1);
+  if (streaming_) request_dense(0, runtime::Need::Ahead);
+  embed(batch, s);
 
   for (int64_t il = 0; il < hp.n_layer; ++il) {
+    provider_->at_layer(static_cast<int>(il));
+    if (streaming_) {
+      request_dense(il, runtime::Need::Now);
+      request_dense(il + 1, runtime::Need::Ahead);
+    }
     attention_layer(il, batch, s);
     if (w_.layers[il].moe)
       moe_layer(il, s);
@@ -151,12 +169,40 @@ void Model::forward(std::span<BatchItem> batch, ForwardOutput& out) {
       rows.push_back(b + n - 1);
   }
   const int64_t R = static_cast<int64_t>(rows.size());
+  provider_->at_layer(static_cast<int>(hp.n_layer));
   for (int64_t r = 0; r < R; ++r)
     rms_norm(s.x.data() + rows[r] * E, w_.output_norm.data(), s.xn.data() + r * E, E, hp.norm_eps);
   out.n_vocab = hp.n_vocab;
   out.logits.resize(static_cast<size_t>(R * hp.n_vocab));
   prepare(s.xq, w_.output, s.xn.data(), R);
   run_matmul(*provider_, w_.output, s.xq, out.logits.data());
+}
+
+void Model::request_dense(int64_t il, runtime::Need need) {
+  if (il < 0 || il > hp_.n_layer) return;
+  const auto& ids = dense_units_[static_cast<size_t>(il)];
+  provider_->prefetch(ids.data(), ids.size(), need);
+}
+
+// Token embeddings: each token's row is dequantized from the row block that holds it.
+void Model::embed(std::span<BatchItem> batch, Scratch& s) {
+  const HParams& hp = hp_;
+  const int64_t E = hp.n_embd;
+  const Matrix& emb = w_.token_embd;
+  const int64_t per_block = emb.blocks.front().rows;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    for (size_t j = 0; j < batch[i].tokens.size(); ++j) {
+      const int64_t t = static_cast<int64_t>(s.tok_begin[i] + j);
+      const int32_t id = batch[i].tokens[j];
+      if (id < 0 || id >= hp.n_vocab) fail("token id {} is out of range (vocabulary has {} tokens)", id, hp.n_vocab);
+      s.pos[t] = batch[i].kv->n_past() + static_cast<int64_t>(j);
+      s.seq_of[t] = i;
+      const RowBlock& b = emb.blocks[static_cast<size_t>(id / per_block)];
+      UnitLease lease(*provider_, b.unit);
+      const auto* base = reinterpret_cast<const uint8_t*>(lease.range(0));
+      compute::dequantize_row(emb.type, base + static_cast<size_t>(id - b.row0) * emb.row_stride, s.x.data() + t * E, E);
+    }
+  }
 }
 
 void Model::attention_layer(int64_t il, std::span<BatchItem> batch, Scratch& s) {
@@ -286,23 +332,43 @@ void Model::moe_layer(int64_t il, Scratch& s) {
     }
   }
 
-  // Group (token, slot) pairs by expert; one job per selected expert over its tokens.
+  // How well the previous layer predicted this routing.
+  if (s.pred_layer == il) {
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t k = 0; k < K; ++k) {
+        const int32_t e = s.pred[t * K + k];
+        ++routing_.predicted;
+        for (int64_t j = 0; j < K; ++j)
+          if (s.sel[t * K + j] == e) {
+            ++routing_.predicted_used;
+            break;
+          }
+      }
+    s.pred_layer = -1;
+  }
+
+  // Group (token, slot) pairs by expert; one job per selected expert over its tokens. Every
+  // chosen expert's read is issued at once, then each job starts as soon as its own bytes land.
   std::vector<std::vector<int64_t>> slots(NE);  // entries: t * K + k
   for (int64_t i = 0; i < T * K; ++i) slots[s.sel[i]].push_back(i);
   std::vector<runtime::UnitId> wanted;
+  std::vector<int64_t> wanted_e;
   for (int64_t e = 0; e < NE; ++e)
-    if (!slots[e].empty()) wanted.push_back(L.experts.units[e]);
-  provider_->prefetch(wanted.data(), wanted.size());
+    if (!slots[e].empty()) {
+      wanted.push_back(L.experts.units[e]);
+      wanted_e.push_back(e);
+    }
+  provider_->prefetch(wanted.data(), wanted.size(), runtime::Need::Now);
+  if (streaming_) predict_experts(il, s);
 
   s.expert_out.resize(T * K * E);
   const ExpertSet& X = L.experts;
-  auto expert_job = [&](int64_t e) {
+  auto expert_job = [&](int64_t e, const UnitLease& lease) {
     const std::vector<int64_t>& mine = slots[e];
     const int64_t n = static_cast<int64_t>(mine.size());
     const int64_t F = X.gate.rows;
     std::vector<float> xin(n * E), g(n * F), u(n * F), d(n * E);
     for (int64_t i = 0; i < n; ++i) std::copy_n(s.xn.data() + (mine[i] / K) * E, E, xin.data() + i * E);
-    UnitLease lease(*provider_, X.units[e]);
     const std::byte* part[3] = {lease.range(0), lease.range(1), lease.range(2)};
     QuantizedActivations q;
     q.quantize(compute::type_info(X.gate.type).vec_dot_type, xin.data(), n, E);
@@ -319,16 +385,27 @@ void Model::moe_layer(int64_t il, Scratch& s) {
   std::mutex err_mu;
   std::exception_ptr err;
   tbb::task_group tg;
-  for (int64_t e = 0; e < NE; ++e) {
-    if (slots[e].empty()) continue;
-    tg.run([&, e] {
-      try {
-        expert_job(e);
-      } catch (...) {
-        std::lock_guard<std::mutex> g(err_mu);
-        if (!err) err = std::current_exception();
-      }
-    });
+  try {
+    while (!wanted.empty()) {
+      const std::byte* data = nullptr;
+      const size_t i = provider_->acquire_any(wanted.data(), wanted.size(), &data);
+      const runtime::UnitId id = wanted[i];
+      const int64_t e = wanted_e[i];
+      wanted.erase(wanted.begin() + static_cast<std::ptrdiff_t>(i));
+      wanted_e.erase(wanted_e.begin() + static_cast<std::ptrdiff_t>(i));
+      tg.run([&, e, id, data] {
+        UnitLease lease(*provider_, id, data);
+        try {
+          expert_job(e, lease);
+        } catch (...) {
+          std::lock_guard<std::mutex> g(err_mu);
+          if (!err) err = std::current_exception();
+        }
+      });
+    }
+  } catch (...) {
+    tg.wait();
+    throw;
   }
   tg.wait();
   if (err) std::rethrow_exception(err);
@@ -347,6 +424,39 @@ void Model::moe_layer(int64_t il, Scratch& s) {
     float* xt = s.x.data() + t * E;
     for (int64_t c = 0; c < E; ++c) xt[c] += acc[c];
   }
+}
+
+// Applies layer il+1's router to layer il's hidden state (before its FFN) and reads the experts
+// it picks ahead of time, in the speculative budget. Numerics are untouched: this only decides
+// what to read early.
+void Model::predict_experts(int64_t il, Scratch& s) {
+  const HParams& hp = hp_;
+  if (il + 1 >= hp.n_layer || !w_.layers[il + 1].moe) return;
+  const LayerWeights& N = w_.layers[il + 1];
+  const int64_t E = hp.n_embd, T = s.T, NE = hp.n_expert, K = hp.n_expert_used;
+  std::vector<float> xn(static_cast<size_t>(T * E)), logits(static_cast<size_t>(T * NE));
+  for (int64_t t = 0; t < T; ++t) rms_norm(s.x.data() + t * E, N.ffn_norm.data(), xn.data() + t * E, E, hp.norm_eps);
+  QuantizedActivations q;
+  prepare(q, N.router, xn.data(), T);
+  run_matmul(*provider_, N.router, q, logits.data());
+  s.pred.resize(static_cast<size_t>(T * K));
+  std::vector<char> chosen(static_cast<size_t>(NE), 0);
+  std::vector<int32_t> order(static_cast<size_t>(NE));
+  for (int64_t t = 0; t < T; ++t) {
+    const float* p = logits.data() + t * NE;  // softmax is monotonic: rank the logits
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + K, order.end(),
+                      [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+    for (int64_t k = 0; k < K; ++k) {
+      s.pred[t * K + k] = order[k];
+      chosen[order[k]] = 1;
+    }
+  }
+  std::vector<runtime::UnitId> ids;
+  for (int64_t e = 0; e < NE; ++e)
+    if (chosen[e]) ids.push_back(N.experts.units[e]);
+  provider_->prefetch(ids.data(), ids.size(), runtime::Need::Speculative);
+  s.pred_layer = il + 1;
 }
 
 }  // namespace strata::models

@@ -4,6 +4,7 @@
 // serves the whole batch; MoE layers run one job per selected expert over its tokens.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -53,8 +54,16 @@ struct ForwardOutput {
 };
 
 struct LoadOptions {
-  // Weight provider factory result; when null a resident provider over the file is used.
-  std::unique_ptr<runtime::WeightProvider> provider;
+  // Makes the weight provider for the model's files (all split parts); when empty, a resident
+  // provider reads everything into RAM.
+  std::function<std::unique_ptr<runtime::WeightProvider>(const std::vector<std::string>& paths)> provider;
+};
+
+// How well applying layer L+1's router to layer L's hidden state predicted L+1's experts.
+struct RoutingStats {
+  uint64_t predicted = 0;      // (token, expert) predictions made
+  uint64_t predicted_used = 0; // ... that the real router then chose
+  double accuracy() const { return predicted ? double(predicted_used) / double(predicted) : 0.0; }
 };
 
 class Model {
@@ -71,6 +80,7 @@ class Model {
   KVCache new_cache(int64_t max_ctx) const { return KVCache(hp_.n_layer, hp_.k_dim(), hp_.v_dim(), max_ctx); }
 
   void forward(std::span<BatchItem> batch, ForwardOutput& out);
+  const RoutingStats& routing_stats() const { return routing_; }
 
  private:
   Model() = default;
@@ -78,6 +88,9 @@ class Model {
   void attention_layer(int64_t il, std::span<BatchItem> batch, Scratch& s);
   void ffn_layer(int64_t il, Scratch& s);
   void moe_layer(int64_t il, Scratch& s);
+  void predict_experts(int64_t il, Scratch& s);
+  void request_dense(int64_t il, runtime::Need need);
+  void embed(std::span<BatchItem> batch, Scratch& s);
 
   gguf::GGUFFile file_;
   HParams hp_;
@@ -85,6 +98,9 @@ class Model {
   std::unique_ptr<runtime::WeightProvider> provider_;
   ModelWeights w_;
   std::unique_ptr<Scratch> scratch_;
+  std::vector<std::vector<runtime::UnitId>> dense_units_;  // per layer (last: the output)
+  bool streaming_ = false;  // the provider reads on demand: worth prefetching and predicting
+  RoutingStats routing_;
   friend struct ArchitectureLoader;
 };
 

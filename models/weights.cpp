@@ -32,17 +32,26 @@ Matrix WeightBinder::matrix(const std::string& name, int64_t cols, int64_t rows,
   Matrix m;
   if (t.name.empty()) return m;
   check_shape(t, {cols, rows});
-  runtime::UnitDesc d;
-  d.name = name;
-  d.ranges.push_back({t.file_index, t.offset, t.nbytes});
-  d.kind = kind;
-  d.layer = layer;
-  m.unit = provider_.add_unit(std::move(d));
   m.type = t.type;
   m.rows = rows;
   m.cols = cols;
   m.row_stride = compute::row_bytes(t.type, cols);
   m.present = true;
+  const uint64_t max_bytes = provider_.max_unit_bytes();
+  int64_t per_block = rows;
+  if (kind != runtime::UnitKind::Pinned && t.nbytes > max_bytes)
+    per_block = std::max<int64_t>(1, static_cast<int64_t>(max_bytes / m.row_stride));
+  for (int64_t r0 = 0; r0 < rows; r0 += per_block) {
+    const int64_t n = std::min(per_block, rows - r0);
+    runtime::UnitDesc d;
+    d.name = per_block == rows ? name : fmt::format("{}[rows {}..{}]", name, r0, r0 + n);
+    d.ranges.push_back({t.file_index, t.offset + static_cast<uint64_t>(r0) * m.row_stride,
+                        static_cast<uint64_t>(n) * m.row_stride});
+    d.kind = kind;
+    d.layer = layer;
+    m.blocks.push_back({provider_.add_unit(std::move(d)), r0, n});
+  }
+  m.unit = m.blocks.front().unit;
   return m;
 }
 

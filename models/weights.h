@@ -12,9 +12,18 @@ namespace strata::gguf { class GGUFFile; struct TensorInfo; }
 
 namespace strata::models {
 
-// A 2-D weight matrix inside a unit: `rows` outputs of `cols` inputs.
-struct Matrix {
+// Rows [row0, row0 + rows) of a matrix, held by one unit.
+struct RowBlock {
   runtime::UnitId unit = 0;
+  int64_t row0 = 0, rows = 0;
+};
+
+// A 2-D weight matrix: `rows` outputs of `cols` inputs. Usually one unit; a matrix larger than
+// the provider's max_unit_bytes() is registered as several row blocks, read and multiplied one
+// block at a time, so the budget never has to hold it whole.
+struct Matrix {
+  runtime::UnitId unit = 0;  // the first block's unit
+  std::vector<RowBlock> blocks;
   compute::DType type = compute::DType::F32;
   int64_t rows = 0, cols = 0;
   size_t row_stride = 0;

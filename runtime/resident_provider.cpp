@@ -47,6 +47,13 @@ class ResidentProvider final : public WeightProvider {
   }
   size_t unit_count() const override { return units_.size(); }
   uint64_t resident_bytes() const override { return bytes_; }
+  ProviderStats stats() const override {
+    ProviderStats st;
+    st.io = "resident";
+    st.resident_bytes = st.peak_resident_bytes = bytes_;
+    st.bytes_read = bytes_;
+    return st;
+  }
 
  private:
   std::vector<std::string> paths_;

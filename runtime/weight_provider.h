@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,32 @@ struct UnitDesc {
   }
 };
 
+// How sure the caller is that a unit will be used, which decides the order reads go out in.
+enum class Need : uint8_t {
+  Now,          // this step acquires it (a router chose the expert): read before anything else
+  Ahead,        // certain but later (the next layer's dense tensors)
+  Speculative,  // predicted (the next layer's experts): read only in the prefetch budget
+};
+
+// Counters a provider keeps; what `strata run` and `strata bench` summarise. A hit is an
+// acquire that found the unit's bytes already in memory (cached, or landed from a prefetch in
+// time); a miss had to wait for its read.
+struct ProviderStats {
+  std::string io;                 // backend name ("resident" for the in-RAM provider)
+  uint64_t budget_bytes = 0;      // the pinned pool (0: no budget)
+  uint64_t pinned_bytes = 0;      // units that never leave memory
+  uint64_t resident_bytes = 0;    // weight bytes in memory now
+  uint64_t peak_resident_bytes = 0;
+  bool locked = false;            // the pool is mlock'ed
+  uint64_t bytes_read = 0, reads = 0;
+  uint64_t dense_hits = 0, dense_misses = 0, expert_hits = 0, expert_misses = 0;
+  uint64_t prefetch_issued = 0;   // speculative loads started
+  uint64_t prefetch_used = 0;     // ... whose unit was acquired before it was evicted
+  uint64_t evictions = 0;
+  double disk_busy_s = 0;         // wall time with at least one read in flight
+  double wait_s = 0;              // time acquire() callers spent waiting for reads
+};
+
 class WeightProvider {
  public:
   virtual ~WeightProvider() = default;
@@ -45,10 +72,23 @@ class WeightProvider {
   // Called once after registration (the resident provider reads everything here).
   virtual void finalize() = 0;
   // Hint: these units will be acquired soon. May start reads; never blocks.
-  virtual void prefetch(const UnitId* ids, size_t n) { (void)ids; (void)n; }
+  virtual void prefetch(const UnitId* ids, size_t n, Need need = Need::Now) { (void)ids; (void)n; (void)need; }
   // Bytes of the unit, valid until the matching release(). May block until they are loaded.
   virtual const std::byte* acquire(UnitId id) = 0;
+  // Acquires whichever of `ids` is in memory first (blocking until one is) and returns its index
+  // in `ids`; the caller releases it. Lets a caller start each job the moment its bytes land.
+  virtual size_t acquire_any(const UnitId* ids, size_t n, const std::byte** data) {
+    (void)n;
+    *data = acquire(ids[0]);
+    return 0;
+  }
   virtual void release(UnitId id) = 0;
+  // The forward pass has reached `layer` (-1: embeddings, a new step; n_layer: the output). The
+  // residency policy measures recency and distance to next use on this clock.
+  virtual void at_layer(int layer) { (void)layer; }
+  // Largest unit the provider accepts; bigger matrices are registered as row blocks.
+  virtual uint64_t max_unit_bytes() const { return UINT64_MAX; }
+  virtual ProviderStats stats() const { return {}; }
   virtual const UnitDesc& unit(UnitId id) const = 0;
   // Byte offset of range `range` of the unit inside the pointer acquire() returns.
   virtual size_t range_offset(UnitId id, size_t range) const = 0;
@@ -65,6 +105,8 @@ class UnitLease {
  public:
   UnitLease() = default;
   UnitLease(WeightProvider& p, UnitId id) : p_(&p), id_(id), data_(p.acquire(id)) {}
+  // Adopts a unit the caller already acquired (acquire_any).
+  UnitLease(WeightProvider& p, UnitId id, const std::byte* acquired) : p_(&p), id_(id), data_(acquired) {}
   ~UnitLease() { if (p_) p_->release(id_); }
   UnitLease(UnitLease&& o) noexcept : p_(o.p_), id_(o.id_), data_(o.data_) { o.p_ = nullptr; }
   UnitLease& operator=(UnitLease&& o) noexcept {

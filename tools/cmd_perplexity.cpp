@@ -8,6 +8,7 @@
 #include "models/model.h"
 #include "tools/commands.h"
 #include "tools/common.h"
+#include "tools/streaming_flags.h"
 
 namespace strata::tools {
 namespace {
@@ -18,12 +19,13 @@ struct PplArgs {
   int threads = 0;
   int batch = 4;
   bool json = false;
+  StreamingFlags streaming;
 };
 
 int run(const PplArgs& a) {
   auto tc = limit_threads(a.threads);
   std::string text = read_file_bytes(a.file);
-  auto model = models::Model::load(a.model);
+  auto model = models::Model::load(a.model, load_options(a.streaming));
   models::PerplexityResult r = models::perplexity(*model, text, a.ctx, a.batch);
   if (a.json) {
     nlohmann::json j{{"ppl", r.ppl},           {"ppl_stderr", r.ppl_stderr}, {"n_chunks", r.n_chunks},
@@ -48,6 +50,7 @@ void add_perplexity_command(CLI::App& app, int& exit_code) {
   c->add_option("-t,--threads", a->threads, "Threads (default: all cores)");
   c->add_option("-b,--batch", a->batch, "Windows evaluated together as one batch");
   c->add_flag("--json", a->json, "Print one JSON object");
+  add_streaming_flags(c, a->streaming);
   c->callback([a, &exit_code] { exit_code = run(*a); });
 }
 

@@ -11,6 +11,7 @@
 #include "storage/error.h"
 #include "tools/commands.h"
 #include "tools/common.h"
+#include "tools/streaming_flags.h"
 
 namespace strata::tools {
 namespace {
@@ -21,6 +22,7 @@ struct RunArgs {
   int threads = 0;
   int64_t ctx = 0;
   bool json = false;
+  StreamingFlags streaming;
   models::SamplingParams sp;
   std::vector<std::string> stop;
 };
@@ -30,7 +32,7 @@ int run(const RunArgs& a) {
   std::string prompt = a.prompt_file.empty() ? a.prompt : read_file_bytes(a.prompt_file);
   models::validate(a.sp);
   const auto t0 = std::chrono::steady_clock::now();
-  auto model = models::Model::load(a.model);
+  auto model = models::Model::load(a.model, load_options(a.streaming));
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   models::GenerateOptions opts;
@@ -47,6 +49,14 @@ int run(const RunArgs& a) {
   }
   models::GenerateResult r = models::generate(*model, prompt, opts, sink);
   r.stats.load_s = load_s;
+  StreamSummary sum;
+  sum.seconds = r.stats.gen_s;
+  sum.tokens = r.stats.gen_tokens;
+  sum.before = r.decode_start;
+  sum.after = r.decode_end;
+  sum.routing = r.decode_routing;
+  sum.peak_rss = peak_rss_bytes();
+  const bool streamed = !a.streaming.memory_budget.empty();
   if (a.json) {
     nlohmann::json j;
     j["prompt_tokens"] = r.prompt_ids;
@@ -62,6 +72,7 @@ int run(const RunArgs& a) {
                   {"gen_tokens", r.stats.gen_tokens},
                   {"gen_s", r.stats.gen_s},
                   {"gen_tokens_per_s", r.stats.gen_tps()}};
+    if (streamed) j["stats"]["streaming"] = sum.to_json();
     // Generated text may hold invalid UTF-8 (a token split mid-character): replace, don't throw.
     std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
@@ -69,6 +80,7 @@ int run(const RunArgs& a) {
     std::fprintf(stderr, "prompt: %lld tokens, %.1f tok/s | generation: %lld tokens, %.1f tok/s\n",
                  static_cast<long long>(r.stats.prompt_tokens), r.stats.prompt_tps(),
                  static_cast<long long>(r.stats.gen_tokens), r.stats.gen_tps());
+    if (streamed) std::fprintf(stderr, "%s\n", sum.line().c_str());
   }
   return 0;
 }
@@ -96,6 +108,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
   c->add_option("--presence-penalty", a->sp.presence_penalty, "Presence penalty");
   c->add_option("--stop", a->stop, "Stop string (repeatable)");
   c->add_flag("--json", a->json, "Print one JSON object instead of streaming text");
+  add_streaming_flags(c, a->streaming);
   c->callback([a, c, &exit_code] {
     if (a->prompt.empty() && a->prompt_file.empty() && c->count("--prompt") == 0)
       throw CLI::RequiredError("one of --prompt or --file");

@@ -1,0 +1,97 @@
+#include "tools/streaming_flags.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+
+#include "runtime/streaming_provider.h"
+
+namespace strata::tools {
+
+void add_streaming_flags(CLI::App* cmd, StreamingFlags& f) {
+  cmd->add_option("--memory-budget", f.memory_budget,
+                  "Stream weights from disk within this much pinned memory (e.g. 512M, 4G); default: load all into RAM");
+  cmd->add_option("--io", f.io, "Read backend when streaming: uring, pread or mmap")
+      ->check(CLI::IsMember({"uring", "pread", "mmap"}));
+  cmd->add_option("--queue-depth", f.queue_depth, "Reads in flight at once (streaming)")->check(CLI::Range(1u, 4096u));
+  cmd->add_flag("--sqpoll", f.sqpoll, "io_uring kernel submission thread (streaming)");
+}
+
+models::LoadOptions load_options(const StreamingFlags& f) {
+  models::LoadOptions o;
+  if (f.memory_budget.empty()) return o;
+  runtime::StreamingOptions so;
+  so.memory_budget = runtime::parse_size(f.memory_budget, "--memory-budget");
+  if (so.memory_budget == 0) fail("--memory-budget: must be larger than 0");
+  so.io = f.io;
+  so.backend.queue_depth = f.queue_depth;
+  so.backend.sqpoll = f.sqpoll;
+  o.provider = [so](const std::vector<std::string>& paths) { return runtime::make_weight_provider(paths, so); };
+  return o;
+}
+
+uint64_t peak_rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmHWM:") {
+      uint64_t kb = 0;
+      in >> kb;
+      return kb * 1024;
+    }
+    std::getline(in, key);
+  }
+  return 0;
+}
+
+namespace {
+double ratio(uint64_t a, uint64_t b) { return a + b ? double(a) / double(a + b) : 0.0; }
+}  // namespace
+
+double StreamSummary::bytes_per_token() const {
+  return tokens ? double(after.bytes_read - before.bytes_read) / double(tokens) : 0;
+}
+double StreamSummary::read_gbps() const {
+  return seconds > 0 ? double(after.bytes_read - before.bytes_read) / seconds / 1e9 : 0;
+}
+double StreamSummary::disk_busy() const { return seconds > 0 ? (after.disk_busy_s - before.disk_busy_s) / seconds : 0; }
+double StreamSummary::hit_rate_dense() const {
+  return ratio(after.dense_hits - before.dense_hits, after.dense_misses - before.dense_misses);
+}
+double StreamSummary::hit_rate_expert() const {
+  return ratio(after.expert_hits - before.expert_hits, after.expert_misses - before.expert_misses);
+}
+double StreamSummary::prefetch_accuracy() const { return routing.accuracy(); }
+
+nlohmann::json StreamSummary::to_json() const {
+  return {{"tokens", tokens},
+          {"seconds", seconds},
+          {"tokens_per_s", tokens_per_s()},
+          {"bytes_read_per_token", bytes_per_token()},
+          {"read_gbps", read_gbps()},
+          {"hit_rate_dense", hit_rate_dense()},
+          {"hit_rate_expert", hit_rate_expert()},
+          {"prefetch_accuracy", prefetch_accuracy()},
+          {"prefetch_issued", after.prefetch_issued - before.prefetch_issued},
+          {"prefetch_used", after.prefetch_used - before.prefetch_used},
+          {"evictions", after.evictions - before.evictions},
+          {"disk_busy", disk_busy()},
+          {"wait_s", after.wait_s - before.wait_s},
+          {"io", after.io},
+          {"memory_budget", after.budget_bytes},
+          {"pinned_bytes", after.pinned_bytes},
+          {"pool_locked", after.locked},
+          {"peak_resident_bytes", after.peak_resident_bytes},
+          {"peak_rss_bytes", peak_rss}};
+}
+
+std::string StreamSummary::line() const {
+  return fmt::format(
+      "decode: {:.2f} tok/s | read {:.1f} MB/token at {:.2f} GB/s | disk busy {:.0f}% | hit rate dense {:.0f}% "
+      "expert {:.0f}% | prefetch accuracy {:.0f}% | io {} budget {:.0f} MiB, peak RSS {:.0f} MiB",
+      tokens_per_s(), bytes_per_token() / 1e6, read_gbps(), 100 * disk_busy(), 100 * hit_rate_dense(),
+      100 * hit_rate_expert(), 100 * prefetch_accuracy(), after.io, after.budget_bytes / 1048576.0,
+      peak_rss / 1048576.0);
+}
+
+}  // namespace strata::tools

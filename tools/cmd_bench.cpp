@@ -13,6 +13,7 @@
 #include "models/model.h"
 #include "storage/error.h"
 #include "tools/commands.h"
+#include "tools/bench_stream.h"
 #include "tools/common.h"
 
 namespace strata::tools {
@@ -20,8 +21,9 @@ namespace {
 
 struct BenchArgs {
   std::string model;
-  int n_prompt = 64, n_gen = 32, reps = 5, threads = 0;
+  int n_prompt = 64, n_gen = 32, reps = 5, threads = 0, batch = 1;
   bool json = false;
+  StreamingFlags streaming;
 };
 
 double now_s() {
@@ -107,14 +109,30 @@ int run(const BenchArgs& a) {
 
 void add_bench_command(CLI::App& app, int& exit_code) {
   auto a = std::make_shared<BenchArgs>();
-  CLI::App* c = app.add_subcommand("bench", "Prompt and generation speed (llama-bench style)");
+  CLI::App* c = app.add_subcommand(
+      "bench", "Prompt and generation speed (llama-bench style); with --memory-budget, streaming decode speed");
   c->add_option("-m,--model", a->model, "GGUF model file")->required();
   c->add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens")->check(CLI::NonNegativeNumber);
   c->add_option("-n,--n-gen", a->n_gen, "Generated tokens")->check(CLI::NonNegativeNumber);
   c->add_option("-r,--reps", a->reps, "Repetitions")->check(CLI::PositiveNumber);
   c->add_option("-t,--threads", a->threads, "Threads (default: all cores)");
   c->add_flag("--json", a->json, "Print JSON");
-  c->callback([a, &exit_code] { exit_code = run(*a); });
+  c->add_option("-b,--batch", a->batch, "Sequences decoded together (streaming mode)")->check(CLI::PositiveNumber);
+  add_streaming_flags(c, a->streaming);
+  c->callback([a, &exit_code] {
+    if (a->streaming.memory_budget.empty()) {
+      exit_code = run(*a);
+      return;
+    }
+    StreamBenchArgs s;
+    s.model = a->model;
+    s.streaming = a->streaming;
+    s.n_gen = a->n_gen;
+    s.batch = a->batch;
+    s.threads = a->threads;
+    s.json = a->json;
+    exit_code = run_stream_bench(s);
+  });
 }
 
 }  // namespace strata::tools

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The fault-injection suites (storage backends, streaming provider) under AddressSanitizer and
+# UBSan: errors, short reads and truncated files must leak no buffer and touch no freed memory.
+# Separate from scripts/test.sh because the sanitizer build of the kernels takes long on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh >/dev/null
+B=${STRATA_ASAN_BUILD_DIR:-build-asan}
+[ -f "$B/build.ninja" ] || cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_ASAN=ON >/dev/null
+ninja -C "$B" tests/test_storage_fault_injection tests/test_runtime_streaming
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+"$B/tests/test_storage_fault_injection"
+"$B/tests/test_runtime_streaming"

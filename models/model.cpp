@@ -351,18 +351,45 @@ void Model::moe_layer(int64_t il, Scratch& s) {
   // chosen expert's read is issued at once, then each job starts as soon as its own bytes land.
   std::vector<std::vector<int64_t>> slots(NE);  // entries: t * K + k
   for (int64_t i = 0; i < T * K; ++i) slots[s.sel[i]].push_back(i);
-  std::vector<runtime::UnitId> wanted;
+  const ExpertSet& X = L.experts;
+  std::vector<runtime::UnitId> wanted, all_parts;
   std::vector<int64_t> wanted_e;
   for (int64_t e = 0; e < NE; ++e)
     if (!slots[e].empty()) {
-      wanted.push_back(L.experts.units[e]);
+      wanted.push_back(X.units[e]);
       wanted_e.push_back(e);
+      for (const ExpertPart& part : X.parts[e]) all_parts.push_back(part.unit);
     }
-  provider_->prefetch(wanted.data(), wanted.size(), runtime::Need::Now);
+  provider_->prefetch(all_parts.data(), all_parts.size(), runtime::Need::Now);
   if (streaming_) predict_experts(il, s);
 
   s.expert_out.resize(T * K * E);
-  const ExpertSet& X = L.experts;
+  // An expert held in parts: gate and up a row block at a time, then down a row block at a
+  // time, each part released before the next is acquired.
+  auto split_job = [&](int64_t e) {
+    const std::vector<int64_t>& mine = slots[e];
+    const int64_t n = static_cast<int64_t>(mine.size());
+    const int64_t F = X.gate.rows;
+    std::vector<float> xin(n * E), g(n * F), u(n * F), d(n * E);
+    for (int64_t i = 0; i < n; ++i) std::copy_n(s.xn.data() + (mine[i] / K) * E, E, xin.data() + i * E);
+    QuantizedActivations qg, qu, qd;
+    qg.quantize(compute::type_info(X.gate.type).vec_dot_type, xin.data(), n, E);
+    qu.quantize(compute::type_info(X.up.type).vec_dot_type, xin.data(), n, E);
+    for (const ExpertPart& part : X.parts[e]) {
+      if (part.kind != ExpertPart::GateUp) continue;
+      UnitLease lease(*provider_, part.unit);
+      compute::matmul({X.gate.type, lease.range(0), part.rows, E, X.gate.row_stride}, qg, g.data() + part.row0, F);
+      compute::matmul({X.up.type, lease.range(1), part.rows, E, X.up.row_stride}, qu, u.data() + part.row0, F);
+    }
+    swiglu(g.data(), u.data(), g.data(), n * F);
+    qd.quantize(compute::type_info(X.down.type).vec_dot_type, g.data(), n, F);
+    for (const ExpertPart& part : X.parts[e]) {
+      if (part.kind != ExpertPart::Down) continue;
+      UnitLease lease(*provider_, part.unit);
+      compute::matmul({X.down.type, lease.range(0), part.rows, F, X.down.row_stride}, qd, d.data() + part.row0, E);
+    }
+    for (int64_t i = 0; i < n; ++i) std::copy_n(d.data() + i * E, E, s.expert_out.data() + mine[i] * E);
+  };
   auto expert_job = [&](int64_t e, const UnitLease& lease) {
     const std::vector<int64_t>& mine = slots[e];
     const int64_t n = static_cast<int64_t>(mine.size());
@@ -386,6 +413,18 @@ void Model::moe_layer(int64_t il, Scratch& s) {
   std::exception_ptr err;
   tbb::task_group tg;
   try {
+    if (X.split) {
+      for (int64_t e : wanted_e)
+        tg.run([&, e] {
+          try {
+            split_job(e);
+          } catch (...) {
+            std::lock_guard<std::mutex> g(err_mu);
+            if (!err) err = std::current_exception();
+          }
+        });
+      wanted.clear();
+    }
     while (!wanted.empty()) {
       const std::byte* data = nullptr;
       const size_t i = provider_->acquire_any(wanted.data(), wanted.size(), &data);
@@ -454,7 +493,8 @@ void Model::predict_experts(int64_t il, Scratch& s) {
   }
   std::vector<runtime::UnitId> ids;
   for (int64_t e = 0; e < NE; ++e)
-    if (chosen[e]) ids.push_back(N.experts.units[e]);
+    if (chosen[e])
+      for (const ExpertPart& part : N.experts.parts[e]) ids.push_back(part.unit);
   provider_->prefetch(ids.data(), ids.size(), runtime::Need::Speculative);
   s.pred_layer = il + 1;
 }

@@ -93,17 +93,46 @@ ExpertSet WeightBinder::experts(const std::string& prefix, int64_t n_embd, int64
   s.gate = slice(g, n_embd, n_ff);
   s.up = slice(u, n_embd, n_ff);
   s.down = slice(dn, n_ff, n_embd);
-  for (int64_t e = 0; e < n_expert; ++e) {
+  const uint64_t gper = g.nbytes / n_expert, uper = u.nbytes / n_expert, dper = dn.nbytes / n_expert;
+  const uint64_t max_bytes = provider_.max_unit_bytes();
+  s.split = gper + uper + dper > max_bytes;
+  const int64_t gu_rows = std::max<int64_t>(1, static_cast<int64_t>(max_bytes / (s.gate.row_stride + s.up.row_stride)));
+  const int64_t d_rows = std::max<int64_t>(1, static_cast<int64_t>(max_bytes / s.down.row_stride));
+  auto add = [&](const std::string& name, std::vector<runtime::FileRange> ranges, int64_t e) {
     runtime::UnitDesc d;
-    d.name = fmt::format("{}.ffn_exps[{}]", prefix, e);
-    for (const gguf::TensorInfo* t : {&g, &u, &dn}) {
-      const uint64_t per = t->nbytes / n_expert;
-      d.ranges.push_back({t->file_index, t->offset + per * e, per});
-    }
+    d.name = name;
+    d.ranges = std::move(ranges);
     d.kind = runtime::UnitKind::Expert;
     d.layer = layer;
     d.expert = static_cast<int>(e);
-    s.units.push_back(provider_.add_unit(std::move(d)));
+    return provider_.add_unit(std::move(d));
+  };
+  s.parts.resize(static_cast<size_t>(n_expert));
+  for (int64_t e = 0; e < n_expert; ++e) {
+    const std::string name = fmt::format("{}.ffn_exps[{}]", prefix, e);
+    auto& parts = s.parts[static_cast<size_t>(e)];
+    if (!s.split) {
+      const runtime::UnitId id = add(name, {{g.file_index, g.offset + gper * e, gper},
+                                             {u.file_index, u.offset + uper * e, uper},
+                                             {dn.file_index, dn.offset + dper * e, dper}}, e);
+      parts.push_back({id, ExpertPart::Whole, 0, n_ff});
+    } else {
+      for (int64_t r0 = 0; r0 < n_ff; r0 += gu_rows) {
+        const int64_t n = std::min(gu_rows, n_ff - r0);
+        const runtime::UnitId id = add(
+            fmt::format("{}[gate+up rows {}..{}]", name, r0, r0 + n),
+            {{g.file_index, g.offset + gper * e + r0 * s.gate.row_stride, n * s.gate.row_stride},
+             {u.file_index, u.offset + uper * e + r0 * s.up.row_stride, n * s.up.row_stride}}, e);
+        parts.push_back({id, ExpertPart::GateUp, r0, n});
+      }
+      for (int64_t r0 = 0; r0 < n_embd; r0 += d_rows) {
+        const int64_t n = std::min(d_rows, n_embd - r0);
+        const runtime::UnitId id = add(fmt::format("{}[down rows {}..{}]", name, r0, r0 + n),
+                                       {{dn.file_index, dn.offset + dper * e + r0 * s.down.row_stride, n * s.down.row_stride}}, e);
+        parts.push_back({id, ExpertPart::Down, r0, n});
+      }
+    }
+    s.units.push_back(parts.front().unit);
   }
   return s;
 }

@@ -42,11 +42,24 @@ struct VectorRef {
   bool present = false;
 };
 
-// The experts of one MoE layer: unit e holds expert e's gate, up and down matrices as its
-// ranges 0, 1, 2 (their place in the unit's bytes comes from provider.range_offset).
+// One unit of an expert. Whole: the expert's gate, up and down matrices as ranges 0, 1, 2.
+// An expert larger than the provider's max_unit_bytes() is split instead: GateUp parts hold
+// rows [row0, row0 + rows) of gate (range 0) and up (range 1), Down parts rows of down (range 0),
+// so the budget never has to hold one expert whole.
+struct ExpertPart {
+  enum Kind : uint8_t { Whole, GateUp, Down };
+  runtime::UnitId unit = 0;
+  Kind kind = Whole;
+  int64_t row0 = 0, rows = 0;
+};
+
+// The experts of one MoE layer (the place of each range in a unit's bytes comes from
+// provider.range_offset).
 struct ExpertSet {
-  std::vector<runtime::UnitId> units;
-  Matrix gate, up, down;  // shapes and types; unit and offset fields unused
+  std::vector<std::vector<ExpertPart>> parts;  // per expert: its units, GateUp parts before Down
+  std::vector<runtime::UnitId> units;          // per expert: its first unit
+  Matrix gate, up, down;  // shapes and types; unit and block fields unused
+  bool split = false;     // experts are in several parts
 };
 
 // Registers tensors of a GGUF file as provider units and checks their shapes.

@@ -57,7 +57,8 @@ class StreamingProvider final : public WeightProvider {
       : paths_(std::move(paths)), opts_(std::move(opts)), policy_(opts_.residency, 1) {
     // Large matrices are registered in row blocks of at most an eighth of the budget, so the
     // minimum budget does not grow with the largest tensor.
-    max_unit_ = std::clamp<uint64_t>(opts_.memory_budget / 8, 64ull << 10, 256ull << 20);
+    max_unit_ = opts_.max_unit_bytes ? opts_.max_unit_bytes
+                                     : std::clamp<uint64_t>(opts_.memory_budget / 8, 64ull << 10, 256ull << 20);
   }
 
   ~StreamingProvider() override {

@@ -29,6 +29,9 @@ struct StreamingOptions {
   uint64_t max_inflight_bytes = 128ull << 20;
   uint64_t speculative_inflight_bytes = 64ull << 20;
   ResidencyParams residency;
+  // Largest unit; bigger matrices and experts are split into row blocks. 0: the budget / 8,
+  // clamped to 64 KiB .. 256 MiB.
+  uint64_t max_unit_bytes = 0;
   // Wraps the backend once it is made (tests put the fault-injecting backend here).
   std::function<std::unique_ptr<storage::ReadBackend>(std::unique_ptr<storage::ReadBackend>)> wrap_backend;
 };

@@ -114,7 +114,7 @@ if command -v gnuplot >/dev/null; then
   n_sets=$(grep -c '^# ' "$OUT/stream.dat" || true)
   resident=$(python3 -c "import json;r=json.load(open('$OUT/stream.json'))['resident_tokens_per_s'];print(r if r else '')")
   {
-    echo "set terminal png size 900,600; set output '$OUT/stream.png'"
+    echo "set terminal png size 900,600 noenhanced; set output '$OUT/stream.png'"
     echo "set title 'strata decode tokens/s vs memory budget (11.1 GB Mixtral-style Q4_0, 2 threads)'"
     echo "set xlabel 'memory budget (GiB)'; set ylabel 'tokens/s'; set logscale x 2; set key top left; set grid"
     plot="plot"

@@ -80,6 +80,21 @@ TEST_CASE("every reference model streams at 30% of its weights with the resident
       CHECK(st.evictions > 0);  // the budget really was too small to hold the model
       CHECK(st.bytes_read > weight_bytes(*m) / 2);
     }
+    if (resident->hparams().n_expert > 0) {
+      // Units capped at 64 KiB: every expert and large matrix streams in row blocks.
+      StreamingOptions so;
+      so.memory_budget = std::min<uint64_t>(budget, 4 << 20);
+      so.max_unit_bytes = 64 << 10;
+      auto m = Model::load(path.string(), streaming(so));
+      CHECK(m->provider().unit_count() > resident->provider().unit_count() + 8);
+      bool split = false;
+      for (size_t i = 0; i < m->provider().unit_count(); ++i)
+        split |= m->provider().unit(static_cast<strata::runtime::UnitId>(i)).name.find("gate+up rows") != std::string::npos;
+      CHECK(split);
+      const GenerateResult got = greedy(*m);
+      CHECK(got.tokens == want.tokens);
+      for (size_t i = 0; i < want.top_logits.size(); ++i) CHECK(got.top_logits[i] == want.top_logits[i]);
+    }
   }
 }
 

@@ -21,6 +21,7 @@ struct GenerateOptions {
 
 struct GenerateStats {
   int64_t prompt_tokens = 0, gen_tokens = 0;
+  uint64_t kv_cache_bytes = 0;  // the sequence's KV cache at the end (outside the weight budget)
   double prompt_s = 0, gen_s = 0, load_s = 0;
   double prompt_tps() const { return prompt_s > 0 ? prompt_tokens / prompt_s : 0; }
   double gen_tps() const { return gen_s > 0 ? gen_tokens / gen_s : 0; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The fault-injection suites (storage backends, streaming provider) under AddressSanitizer and
 # UBSan: errors, short reads and truncated files must leak no buffer and touch no freed memory.
-# Separate from scripts/test.sh because the sanitizer build of the kernels takes long on 2 cores.
+# scripts/test.sh runs it after the CTest suites (its own build folder, build-asan/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null

@@ -49,6 +49,7 @@ int run_stream_bench(const StreamBenchArgs& a) {
   sum.routing.predicted_used = model->routing_stats().predicted_used - r0.predicted_used;
   sum.tokens = static_cast<int64_t>(a.n_gen) * B;
   sum.peak_rss = peak_rss_bytes();
+  for (const auto& c : kv) sum.kv_cache_bytes += c.bytes();
 
   nlohmann::json j = sum.to_json();
   const double floor = raw.gbps() > 0 ? sum.bytes_per_token() / (raw.gbps() * 1e9) : 0;

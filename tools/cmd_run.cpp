@@ -56,6 +56,7 @@ int run(const RunArgs& a) {
   sum.after = r.decode_end;
   sum.routing = r.decode_routing;
   sum.peak_rss = peak_rss_bytes();
+  sum.kv_cache_bytes = r.stats.kv_cache_bytes;
   const bool streamed = !a.streaming.memory_budget.empty();
   if (a.json) {
     nlohmann::json j;

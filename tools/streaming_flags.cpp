@@ -82,7 +82,10 @@ nlohmann::json StreamSummary::to_json() const {
           {"pinned_bytes", after.pinned_bytes},
           {"pool_locked", after.locked},
           {"peak_resident_bytes", after.peak_resident_bytes},
-          {"peak_rss_bytes", peak_rss}};
+          {"peak_rss_bytes", peak_rss},
+          {"kv_cache_bytes", kv_cache_bytes},
+          // Everything outside the pool: KV cache, activations, tokenizer, code, allocator.
+          {"other_rss_bytes", peak_rss > after.budget_bytes ? peak_rss - after.budget_bytes : 0}};
 }
 
 std::string StreamSummary::line() const {

@@ -29,6 +29,7 @@ struct StreamSummary {
   runtime::ProviderStats before, after;  // provider counters at the phase's start and end
   models::RoutingStats routing;
   uint64_t peak_rss = 0;
+  uint64_t kv_cache_bytes = 0;  // accounted apart from the weight budget
   double tokens_per_s() const { return seconds > 0 ? tokens / seconds : 0; }
   double bytes_per_token() const;
   double read_gbps() const;

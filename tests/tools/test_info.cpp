@@ -10,28 +10,14 @@
 #include "compute/quant.h"
 #include "models/gguf/gguf.h"
 #include "tests/shared_data.h"
+#include "tests/tools/run_strata.h"
 
 using nlohmann::json;
 
 namespace {
 
-struct RunResult {
-  int status = -1;
-  std::string output;
-};
-
-RunResult run_strata(const std::string& args) {
-  const std::string cmd = fmt::format("\"{}\" {} 2>&1", strata::test::strata_binary(), args);
-  RunResult r;
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
-  int raw = ::pclose(pipe);
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return r;
-}
+using strata::test::RunResult;
+using strata::test::run_strata;
 
 json info_json(const std::string& model) {
   RunResult r = run_strata(fmt::format("info --json \"{}\"", model));

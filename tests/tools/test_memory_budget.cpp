@@ -15,27 +15,13 @@
 #include <vector>
 
 #include "tests/shared_data.h"
+#include "tests/tools/run_strata.h"
 #include "tests/storage/read_test_support.h"
 
 namespace {
 
-struct RunResult {
-  int status = -1;
-  std::string out;
-};
-
-RunResult run_strata(const std::string& args) {
-  const std::string cmd = fmt::format("\"{}\" {} 2>/dev/null", strata::test::strata_binary(), args);
-  RunResult r;
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
-  const int raw = ::pclose(pipe);
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return r;
-}
+using strata::test::RunResult;
+using strata::test::run_strata;
 
 // Bytes of the file that sit in the page cache, by mincore on a fresh shared mapping.
 uint64_t cached_bytes(const std::string& path) {
@@ -71,7 +57,7 @@ TEST_CASE("a 4+ GiB MoE runs in a 512M budget: peak RSS under budget + 300 MiB, 
       "synth -o \"{}\" --arch mixtral --dim 1024 --heads 8 --kv-heads 4 --experts 8 --used 2 --ffn 4096 "
       "--vocab 2048 --size 4.2G --type q4_0 --seed 5",
       model));
-  REQUIRE_MESSAGE(s.status == 0, s.out);
+  REQUIRE_MESSAGE(s.status == 0, s.output);
   REQUIRE(std::filesystem::file_size(model) > (4ull << 30));
   const uint64_t budget = 512ull << 20;
   for (const char* io : {"uring", "pread"}) {
@@ -79,9 +65,9 @@ TEST_CASE("a 4+ GiB MoE runs in a 512M budget: peak RSS under budget + 300 MiB, 
     drop_from_page_cache(model);
     const uint64_t before = cached_bytes(model);
     RunResult r = run_strata(fmt::format("run -m \"{}\" -p \"Once upon a time\" -n 3 -t 2 --memory-budget 512M --io {} --json",
-                                         model, io));
-    REQUIRE_MESSAGE(r.status == 0, r.out);
-    const auto j = nlohmann::json::parse(r.out);
+                                         model, io), /*stdout_only=*/true);
+    REQUIRE_MESSAGE(r.status == 0, r.output);
+    const auto j = nlohmann::json::parse(r.output);
     CHECK(j["tokens"].size() == 3);
     const auto& st = j["stats"]["streaming"];
     const uint64_t rss = st["peak_rss_bytes"];

@@ -78,6 +78,7 @@ int run(const RunArgs& a) {
     std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     std::printf("\n");
+    std::fflush(stdout);  // the text ends before the figures on stderr begin
     std::fprintf(stderr, "prompt: %lld tokens, %.1f tok/s | generation: %lld tokens, %.1f tok/s\n",
                  static_cast<long long>(r.stats.prompt_tokens), r.stats.prompt_tps(),
                  static_cast<long long>(r.stats.gen_tokens), r.stats.gen_tps());

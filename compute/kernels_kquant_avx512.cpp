@@ -10,6 +10,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cstdint>
 #include <type_traits>
@@ -95,6 +96,96 @@ float vec_dot_k4k5(int64_t n, const void* w, const void* x) {
   __m128 m = _mm_add_ps(acc_min, _mm_movehl_ps(acc_min, acc_min));
   m = _mm_add_ss(m, _mm_movehdup_ps(m));
   return _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(m);
+}
+
+// vec_dot_k4k5 for up to T activation rows at once: each weight block is decoded once (quants,
+// scales, mins) and used for every token, with each token's arithmetic in exactly the order
+// vec_dot_k4k5 uses, so the results are the same bits. Prompt processing (and expert jobs over
+// several tokens) spend most of their time here.
+template <typename Block, int T>
+void dot_row_k4k5(int64_t nb, const Block* wb, const BlockQ8K* const* xs, float* out) {
+  constexpr bool kFifthBit = std::is_same_v<Block, BlockQ5K>;
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const __m512i bit4 = _mm512_set1_epi8(0x10);
+  __m512 acc[T];
+  __m128 acc_min[T];
+  for (int t = 0; t < T; ++t) {
+    acc[t] = _mm512_setzero_ps();
+    acc_min[t] = _mm_setzero_ps();
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    const Block& blk = wb[b];
+    const __m128i head = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&blk));
+    const __m128i packed = unpack_scales_mins(head);
+    const __m512i scales = _mm512_castsi128_si512(_mm_cvtepu8_epi16(packed));
+    const __m128i mins = _mm_cvtepu8_epi16(_mm_srli_si128(packed, 8));
+    const __m128 dw = _mm_cvtph_ps(head);
+    __m512i high_bits = _mm512_setzero_si512();
+    if constexpr (kFifthBit) {
+      const __m256i qh = load256(blk.qh);
+      high_bits = join(qh, _mm256_srli_epi16(qh, 2));
+    }
+    __m512i q_lo[2], q_hi[2], sc_lo[2], sc_hi[2];
+    for (int p = 0; p < 2; ++p) {
+      const __m512i bytes = _mm512_loadu_si512(blk.qs + 64 * p);
+      q_lo[p] = _mm512_and_si512(bytes, low4);
+      q_hi[p] = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low4);
+      if constexpr (kFifthBit) {
+        q_lo[p] = _mm512_or_si512(q_lo[p], _mm512_and_si512(_mm512_slli_epi16(high_bits, 4), bit4));
+        q_hi[p] = _mm512_or_si512(q_hi[p], _mm512_and_si512(_mm512_slli_epi16(high_bits, 3), bit4));
+        high_bits = _mm512_srli_epi16(high_bits, 4);
+      }
+      const int s = 4 * p;
+      sc_lo[p] = _mm512_permutexvar_epi16(halves16(s, s + 2), scales);
+      sc_hi[p] = _mm512_permutexvar_epi16(halves16(s + 1, s + 3), scales);
+    }
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8K& a = xs[t][b];
+      const __m128 multipliers = _mm_mul_ps(dw, _mm_set1_ps(a.d));
+      const __m128i bs_lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums));
+      const __m128i bs_hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + 8));
+      const __m128i min_dot = _mm_madd_epi16(mins, _mm_hadd_epi16(bs_lo, bs_hi));
+      acc_min[t] = _mm_fmadd_ps(_mm_permute_ps(multipliers, 0x55), _mm_cvtepi32_ps(min_dot), acc_min[t]);
+      __m512i sum = _mm512_setzero_si512();
+      for (int p = 0; p < 2; ++p) {
+        const int8_t* act = a.qs + 128 * p;
+        const __m512i a_lo = join(load256(act), load256(act + 64));
+        const __m512i a_hi = join(load256(act + 32), load256(act + 96));
+        sum = _mm512_add_epi32(sum, scaled_dot(q_lo[p], a_lo, sc_lo[p]));
+        sum = _mm512_add_epi32(sum, scaled_dot(q_hi[p], a_hi, sc_hi[p]));
+      }
+      acc[t] = _mm512_fmadd_ps(_mm512_broadcastss_ps(multipliers), _mm512_cvtepi32_ps(sum), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    __m128 m = _mm_add_ps(acc_min[t], _mm_movehl_ps(acc_min[t], acc_min[t]));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    out[t] = _mm512_reduce_add_ps(acc[t]) - _mm_cvtss_f32(m);
+  }
+}
+
+template <typename Block>
+void vec_dot_rows_k4k5(int64_t n, const void* w, size_t w_stride, int64_t nrows, const void* x, size_t x_stride,
+                       int64_t ntok, float* y, int64_t y_stride) {
+  const int64_t nb = n / kBlockElems;
+  const auto* wbytes = static_cast<const uint8_t*>(w);
+  const auto* xbytes = static_cast<const uint8_t*>(x);
+  for (int64_t t0 = 0; t0 < ntok; t0 += 4) {
+    const int tn = static_cast<int>(std::min<int64_t>(4, ntok - t0));
+    const BlockQ8K* xs[4];
+    for (int t = 0; t < tn; ++t) xs[t] = reinterpret_cast<const BlockQ8K*>(xbytes + (t0 + t) * x_stride);
+    for (int64_t r = 0; r < nrows; ++r) {
+      const auto* wb = reinterpret_cast<const Block*>(wbytes + r * w_stride);
+      float out[4];
+      switch (tn) {
+        case 1: dot_row_k4k5<Block, 1>(nb, wb, xs, out); break;
+        case 2: dot_row_k4k5<Block, 2>(nb, wb, xs, out); break;
+        case 3: dot_row_k4k5<Block, 3>(nb, wb, xs, out); break;
+        default: dot_row_k4k5<Block, 4>(nb, wb, xs, out); break;
+      }
+      for (int t = 0; t < tn; ++t) y[(t0 + t) * y_stride + r] = out[t];
+    }
+  }
 }
 
 // Quants used with a +2^log2_offset offset (unsigned for maddubs) overcount by offset * scale *
@@ -244,6 +335,8 @@ void register_avx512(KernelTable& t) {
   t[DType::Q3_K].vec_dot = vec_dot_q3k;
   t[DType::Q4_K].vec_dot = vec_dot_k4k5<BlockQ4K>;
   t[DType::Q5_K].vec_dot = vec_dot_k4k5<BlockQ5K>;
+  t[DType::Q4_K].vec_dot_rows = vec_dot_rows_k4k5<BlockQ4K>;
+  t[DType::Q5_K].vec_dot_rows = vec_dot_rows_k4k5<BlockQ5K>;
   t[DType::Q6_K].vec_dot = vec_dot_q6k;
   t[DType::Q8_K].quantize = quantize_q8k;
 }

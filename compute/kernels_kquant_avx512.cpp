@@ -229,6 +229,68 @@ float vec_dot_q6k(int64_t n, const void* w, const void* x) {
   return _mm512_reduce_add_ps(acc);
 }
 
+// vec_dot_q6k for up to T activation rows, each weight block decoded once; per token the same
+// operations in the same order as vec_dot_q6k, so the same bits.
+template <int T>
+void dot_row_q6k(int64_t nb, const BlockQ6K* wb, const BlockQ8K* const* xs, float* out) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const __m512i bits45 = _mm512_set1_epi8(0x30);
+  const __m512i shift_a = halves16(4, 2);
+  const __m512i shift_b = halves16(0, 2);
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const BlockQ6K& blk = wb[b];
+    const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales)));
+    const __m512i scales = _mm512_castsi256_si512(scales16);
+    __m512i q_a[2], q_b[2], sc_a[2], sc_b[2];
+    for (int half = 0; half < 2; ++half) {
+      const __m512i ql = _mm512_loadu_si512(blk.ql + 64 * half);
+      const __m512i qh = _mm512_broadcast_i64x4(load256(blk.qh + 32 * half));
+      q_a[half] = _mm512_or_si512(_mm512_and_si512(ql, low4), _mm512_and_si512(_mm512_sllv_epi16(qh, shift_a), bits45));
+      q_b[half] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
+                                  _mm512_and_si512(_mm512_srlv_epi16(qh, shift_b), bits45));
+      sc_a[half] = _mm512_permutexvar_epi16(quarter_index(8 * half), scales);
+      sc_b[half] = _mm512_permutexvar_epi16(quarter_index(8 * half + 4), scales);
+    }
+    const float dw = half_to_float(blk.d);
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8K& a = xs[t][b];
+      __m512i sum = offset_correction(scales16, a, 5);
+      for (int half = 0; half < 2; ++half) {
+        const int8_t* act = a.qs + 128 * half;
+        sum = _mm512_add_epi32(sum, scaled_dot(q_a[half], _mm512_loadu_si512(act), sc_a[half]));
+        sum = _mm512_add_epi32(sum, scaled_dot(q_b[half], _mm512_loadu_si512(act + 64), sc_b[half]));
+      }
+      acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(a.d * dw), _mm512_cvtepi32_ps(sum), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) out[t] = _mm512_reduce_add_ps(acc[t]);
+}
+
+void vec_dot_rows_q6k(int64_t n, const void* w, size_t w_stride, int64_t nrows, const void* x, size_t x_stride,
+                      int64_t ntok, float* y, int64_t y_stride) {
+  const int64_t nb = n / kBlockElems;
+  const auto* wbytes = static_cast<const uint8_t*>(w);
+  const auto* xbytes = static_cast<const uint8_t*>(x);
+  for (int64_t t0 = 0; t0 < ntok; t0 += 4) {
+    const int tn = static_cast<int>(std::min<int64_t>(4, ntok - t0));
+    const BlockQ8K* xs[4];
+    for (int t = 0; t < tn; ++t) xs[t] = reinterpret_cast<const BlockQ8K*>(xbytes + (t0 + t) * x_stride);
+    for (int64_t r = 0; r < nrows; ++r) {
+      const auto* wb = reinterpret_cast<const BlockQ6K*>(wbytes + r * w_stride);
+      float out[4];
+      switch (tn) {
+        case 1: dot_row_q6k<1>(nb, wb, xs, out); break;
+        case 2: dot_row_q6k<2>(nb, wb, xs, out); break;
+        case 3: dot_row_q6k<3>(nb, wb, xs, out); break;
+        default: dot_row_q6k<4>(nb, wb, xs, out); break;
+      }
+      for (int t = 0; t < tn; ++t) y[(t0 + t) * y_stride + r] = out[t];
+    }
+  }
+}
+
 // Q2_K/Q3_K: within a 128-element half, element 32j + l is bits 2j.. of qs byte l, so a vector
 // of two runs (j, j+1) is the 32 qs bytes twice, shifted right by 2j and 2j+2.
 float vec_dot_q3k(int64_t n, const void* w, const void* x) {
@@ -338,6 +400,7 @@ void register_avx512(KernelTable& t) {
   t[DType::Q4_K].vec_dot_rows = vec_dot_rows_k4k5<BlockQ4K>;
   t[DType::Q5_K].vec_dot_rows = vec_dot_rows_k4k5<BlockQ5K>;
   t[DType::Q6_K].vec_dot = vec_dot_q6k;
+  t[DType::Q6_K].vec_dot_rows = vec_dot_rows_q6k;
   t[DType::Q8_K].quantize = quantize_q8k;
 }
 

@@ -44,5 +44,6 @@ static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 && sizeof(Block
 void register_avx2(KernelTable& t);
 void register_avx2_rows(KernelTable& t);  // vec_dot_rows of the nibble formats
 void register_avx512(KernelTable& t);
+void register_avx512vnni(KernelTable& t);  // only where the CPU has AVX512-VNNI: Q4_0_R8
 
 }  // namespace strata::compute::legacy

@@ -51,10 +51,14 @@ void matmul(const MatrixView& w, const QuantizedActivations& x, float* y, int64_
   const auto* base = static_cast<const uint8_t*>(w.data);
   const int64_t ntok = x.ntok();
   if (w.rows == 0 || ntok == 0) return;
+  // Types that store rows in groups (Q4_0_R8) are split only at group boundaries.
+  const int64_t group = type_info(w.type).row_group;
+  assert(w.rows % group == 0);
   auto body = [&](int64_t r0, int64_t r1) {
     if (k.vec_dot_rows) {
-      const int64_t block =
+      int64_t block =
           ntok > kTokensPerPass ? std::max<int64_t>(1, static_cast<int64_t>(kRowBlockBytes / w.row_stride)) : r1 - r0;
+      block = std::max(group, block / group * group);
       for (int64_t rb = r0; rb < r1; rb += block)
         k.vec_dot_rows(w.cols, base + static_cast<size_t>(rb) * w.row_stride, w.row_stride, std::min(block, r1 - rb),
                        x.row(0), x.row_stride(), ntok, y + rb, y_stride);
@@ -70,11 +74,12 @@ void matmul(const MatrixView& w, const QuantizedActivations& x, float* y, int64_
     body(0, w.rows);
     return;
   }
-  // Grain: at least a quarter of kSerialWork per chunk.
-  const int64_t grain = std::max<int64_t>(1, (kSerialWork / 4) / (w.cols * ntok));
+  // Grain: at least a quarter of kSerialWork per chunk; the range counts row groups.
+  const int64_t grain = std::max<int64_t>(1, (kSerialWork / 4) / (w.cols * ntok * group));
   tbb::parallel_for(
-      tbb::blocked_range<int64_t>(0, w.rows, grain),
-      [&](const tbb::blocked_range<int64_t>& r) { body(r.begin(), r.end()); }, tbb::static_partitioner());
+      tbb::blocked_range<int64_t>(0, w.rows / group, grain),
+      [&](const tbb::blocked_range<int64_t>& r) { body(r.begin() * group, r.end() * group); },
+      tbb::static_partitioner());
 }
 
 void matmul(const MatrixView& w, const float* x, int64_t ntok, float* y, int64_t y_stride) {

@@ -25,6 +25,7 @@ constexpr TypeInfo kTypes[] = {
     {DType::Q5_K, "q5_K", 256, 176, DType::Q8_K, true},
     {DType::Q6_K, "q6_K", 256, 210, DType::Q8_K, true},
     {DType::Q8_K, "q8_K", 256, 292, DType::Q8_K, false},
+    {DType::Q4_0_R8, "q4_0_r8", 32, 18, DType::Q8_0, false, 8},
 };
 
 bool cpu_has_avx2() {

@@ -27,6 +27,9 @@ enum class DType : uint32_t {
   Q6_K = 14,
   Q8_K = 15,
   BF16 = 30,
+  // Not a GGUF type: Q4_0 repacked in memory so that eight rows' blocks lie together (see
+  // repack.h). Only the AVX-512 VNNI kernel reads it; files never contain it.
+  Q4_0_R8 = 38,
 };
 inline constexpr uint32_t kMaxTypeId = 40;  // table size; ids >= this are unknown
 
@@ -37,6 +40,7 @@ struct TypeInfo {
   int block_bytes;    // bytes per block
   DType vec_dot_type; // activation format vec_dot expects for this weight type
   bool is_weight;     // may appear as a weight tensor type (false for Q8_1/Q8_K)
+  int row_group = 1;  // rows stored together: matmul splits work only at multiples of this
 };
 
 // nullptr when the id is not a type strata knows.

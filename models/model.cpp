@@ -11,6 +11,7 @@
 #include <numeric>
 
 #include "compute/matmul.h"
+#include "compute/repack.h"
 #include "models/ops.h"
 #include "storage/error.h"
 
@@ -90,6 +91,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, LoadOptions opts) {
     L.q_norm = read_vector(p, L.q_norm_ref);
     L.k_norm = read_vector(p, L.k_norm_ref);
   }
+  m->repack_weights();
   m->scratch_ = std::make_unique<Scratch>();
   spdlog::debug("loaded {}: arch {}, {} layers, {} experts", path, arch, m->hp_.n_layer, m->hp_.n_expert);
   return m;
@@ -176,6 +178,72 @@ void Model::forward(std::span<BatchItem> batch, ForwardOutput& out) {
   out.logits.resize(static_cast<size_t>(R * hp.n_vocab));
   prepare(s.xq, w_.output, s.xn.data(), R);
   run_matmul(*provider_, w_.output, s.xq, out.logits.data());
+}
+
+// Q4_0 matrices whose row blocks are whole groups of eight rows are repacked in memory for the
+// AVX-512 VNNI kernel (compute/repack.h), by the provider after every load of their units. The
+// embedding stays as it is: it is read a row at a time, not multiplied.
+void Model::repack_weights() {
+  if (!compute::q4_0_r8_available()) return;
+  runtime::WeightProvider& p = *provider_;
+  struct Part {
+    size_t offset;
+    int64_t rows, cols;
+  };
+  std::vector<std::vector<Part>> jobs(p.unit_count());
+  auto whole_groups = [](const Matrix& m) {
+    if (!m.present || m.type != compute::DType::Q4_0) return false;
+    for (const RowBlock& b : m.blocks)
+      if (!compute::q4_0_r8_fits(b.rows, m.cols)) return false;
+    return true;
+  };
+  auto add_matrix = [&](Matrix& m) {
+    if (!whole_groups(m)) return;
+    for (const RowBlock& b : m.blocks) jobs[b.unit].push_back({p.range_offset(b.unit, 0), b.rows, m.cols});
+    m.type = compute::DType::Q4_0_R8;
+  };
+  for (LayerWeights& L : w_.layers) {
+    for (Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down, &L.router}) add_matrix(*m);
+    if (!L.moe) continue;
+    ExpertSet& X = L.experts;
+    // Which range of which part holds which matrix, and how many of its rows.
+    auto eligible = [&](const Matrix& m, ExpertPart::Kind kind, size_t range) {
+      if (m.type != compute::DType::Q4_0 || m.cols % 256) return false;
+      for (const auto& parts : X.parts)
+        for (const ExpertPart& part : parts) {
+          if (part.kind == ExpertPart::Whole && m.rows % 8) return false;
+          if (part.kind == kind && part.rows % 8) return false;
+        }
+      (void)range;
+      return true;
+    };
+    const bool gate = eligible(X.gate, ExpertPart::GateUp, 0), up = eligible(X.up, ExpertPart::GateUp, 1),
+               down = eligible(X.down, ExpertPart::Down, 0);
+    for (const auto& parts : X.parts)
+      for (const ExpertPart& part : parts) {
+        auto& j = jobs[part.unit];
+        if (part.kind == ExpertPart::Whole) {
+          if (gate) j.push_back({p.range_offset(part.unit, 0), X.gate.rows, X.gate.cols});
+          if (up) j.push_back({p.range_offset(part.unit, 1), X.up.rows, X.up.cols});
+          if (down) j.push_back({p.range_offset(part.unit, 2), X.down.rows, X.down.cols});
+        } else if (part.kind == ExpertPart::GateUp) {
+          if (gate) j.push_back({p.range_offset(part.unit, 0), part.rows, X.gate.cols});
+          if (up) j.push_back({p.range_offset(part.unit, 1), part.rows, X.up.cols});
+        } else if (down) {
+          j.push_back({p.range_offset(part.unit, 0), part.rows, X.down.cols});
+        }
+      }
+    if (gate) X.gate.type = compute::DType::Q4_0_R8;
+    if (up) X.up.type = compute::DType::Q4_0_R8;
+    if (down) X.down.type = compute::DType::Q4_0_R8;
+  }
+  if (w_.output.unit != w_.token_embd.unit) add_matrix(w_.output);
+  for (runtime::UnitId id = 0; id < jobs.size(); ++id) {
+    if (jobs[id].empty()) continue;
+    p.set_transform(id, [parts = std::move(jobs[id])](std::byte* data) {
+      for (const Part& part : parts) compute::repack_q4_0_r8(data + part.offset, part.rows, part.cols);
+    });
+  }
 }
 
 void Model::request_dense(int64_t il, runtime::Need need) {

@@ -91,6 +91,7 @@ class Model {
   void predict_experts(int64_t il, Scratch& s);
   void request_dense(int64_t il, runtime::Need need);
   void embed(std::span<BatchItem> batch, Scratch& s);
+  void repack_weights();
 
   gguf::GGUFFile file_;
   HParams hp_;

@@ -36,6 +36,7 @@ class ResidentProvider final : public WeightProvider {
     }
   }
 
+  void set_transform(UnitId id, std::function<void(std::byte*)> fn) override { fn(data_.at(id).get()); }
   const std::byte* acquire(UnitId id) override { return data_.at(id).get(); }
   void release(UnitId) override {}
   const UnitDesc& unit(UnitId id) const override { return units_.at(id); }

@@ -48,6 +48,9 @@ struct Unit {
   uint32_t leases = 0;
   uint32_t pending = 0;      // reads outstanding
   uint32_t waiters = 0;      // threads blocked in acquire/acquire_any on it
+  std::function<void(std::byte*)> transform;  // applied after each load, by the first lease
+  bool transformed = false;
+  bool transforming = false;
   UnitUsage usage;
 };
 
@@ -161,7 +164,7 @@ class StreamingProvider final : public WeightProvider {
       wait_for(lk, [&] { return u.state == State::Resident || u.failed; });
       --u.waiters;
     }
-    return lease(u);
+    return lease(lk, u);
   }
 
   size_t acquire_any(const UnitId* ids, size_t n, const std::byte** data) override {
@@ -184,7 +187,7 @@ class StreamingProvider final : public WeightProvider {
     };
     if (!ready()) wait_for(lk, ready);
     for (size_t i = 0; i < n; ++i) --units_[ids[i]].waiters;
-    *data = lease(units_[ids[found]]);
+    *data = lease(lk, units_[ids[found]]);
     return found;
   }
 
@@ -274,8 +277,10 @@ class StreamingProvider final : public WeightProvider {
     stats_.wait_s += std::chrono::duration<double>(Clock::now() - t0).count();
   }
 
-  // Under mu_, once the unit is Resident or failed.
-  const std::byte* lease(Unit& u) {
+  // Under mu_ (held by lk), once the unit is Resident or failed. The first lease after a load
+  // runs the unit's transform outside the lock; the lease keeps the unit from being evicted
+  // meanwhile, and a second acquirer waits until it is done.
+  const std::byte* lease(std::unique_lock<std::mutex>& lk, Unit& u) {
     u.counted = false;
     if (u.failed) {
       u.failed = false;
@@ -289,8 +294,32 @@ class StreamingProvider final : public WeightProvider {
       ++stats_.prefetch_used;
     }
     policy_.on_access(u.usage, now_);
-    return pool_->base() + u.off;
+    std::byte* data = pool_->base() + u.off;
+    if (u.transform && !u.transformed) {
+      if (u.transforming) {
+        cv_.wait(lk, [&] { return !u.transforming; });
+      } else {
+        u.transforming = true;
+        lk.unlock();
+        u.transform(data);
+        lk.lock();
+        u.transforming = false;
+        u.transformed = true;
+        cv_.notify_all();
+      }
+    }
+    return data;
   }
+
+ public:
+  void set_transform(UnitId id, std::function<void(std::byte*)> fn) override {
+    std::lock_guard lk(mu_);
+    Unit& u = units_.at(id);
+    u.transform = std::move(fn);
+    u.transformed = false;
+  }
+
+ private:
 
   // Under mu_. Starts queued reads in priority order while the in-flight cap and the pool allow.
   void pump() {
@@ -375,6 +404,7 @@ class StreamingProvider final : public WeightProvider {
 
   void start_load(Unit& u, UnitId id, uint64_t off) {
     u.off = off;
+    u.transformed = false;
     u.state = State::Loading;
     u.pending = static_cast<uint32_t>(u.spans.size());
     u.error.clear();

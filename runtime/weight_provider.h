@@ -5,6 +5,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <cstdint>
 #include <string>
@@ -86,6 +87,10 @@ class WeightProvider {
   // The forward pass has reached `layer` (-1: embeddings, a new step; n_layer: the output). The
   // residency policy measures recency and distance to next use on this clock.
   virtual void at_layer(int layer) { (void)layer; }
+  // Rewrites the unit's bytes in memory after every load of it, before any acquire returns them
+  // (the model repacks weights into a faster kernel's layout). Call after finalize(); `fn` must
+  // give the same bytes every time it runs on the same input.
+  virtual void set_transform(UnitId id, std::function<void(std::byte* data)> fn) = 0;
   // Largest unit the provider accepts; bigger matrices are registered as row blocks.
   virtual uint64_t max_unit_bytes() const { return UINT64_MAX; }
   virtual ProviderStats stats() const { return {}; }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "compute/quant.h"
+#include "compute/repack.h"
 
 using namespace strata::compute;
 
@@ -402,5 +403,49 @@ TEST_CASE("vec_dot_rows equals vec_dot for every row and token") {
         }
       }
     }
+  }
+}
+
+TEST_CASE("Q4_0 repacked eight rows at a time (Q4_0_R8) gives the AVX2 kernel's bits") {
+  if (detected_isa() < Isa::AVX512 || !kernels_for(Isa::AVX512)[DType::Q4_0_R8].vec_dot_rows) {
+    MESSAGE("skipped: this CPU has no AVX512-VNNI, so Q4_0_R8 is never used");
+    return;
+  }
+  const VecDotRowsFn r8 = kernels_for(Isa::AVX512)[DType::Q4_0_R8].vec_dot_rows;
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> groups(1, 5), toks(1, 9), blocks(1, 21), pad(0, 40);
+  for (int rep = 0; rep < 40; ++rep) {
+    const int64_t n = 256 * groups(rng), nrows = 8 * groups(rng), ntok = toks(rng);
+    const size_t w_stride = row_bytes(DType::Q4_0, n);
+    const size_t x_stride = row_bytes(DType::Q8_0, n) + 2 * pad(rng);
+    const int64_t y_stride = nrows + pad(rng);
+    std::vector<uint8_t> w(w_stride * nrows), x(x_stride * ntok);
+    for (int64_t r = 0; r < nrows; ++r) {
+      const std::vector<uint8_t> row = random_row(DType::Q4_0, n, rng);
+      std::copy(row.begin(), row.end(), w.begin() + r * w_stride);
+    }
+    for (int64_t j = 0; j < ntok; ++j) {
+      const std::vector<uint8_t> row = random_row(DType::Q8_0, n, rng);
+      std::copy(row.begin(), row.end(), x.begin() + j * x_stride);
+    }
+    std::vector<uint8_t> packed = w;
+    repack_q4_0_r8(packed.data(), nrows, n);
+    CHECK(packed != w);
+    std::vector<float> y(y_stride * ntok, -12345.0f), plain(y_stride * ntok);
+    r8(n, packed.data(), w_stride, nrows, x.data(), x_stride, ntok, y.data(), y_stride);
+    kernels_for(Isa::AVX2)[DType::Q4_0].vec_dot_rows(n, w.data(), w_stride, nrows, x.data(), x_stride, ntok,
+                                                     plain.data(), y_stride);
+    for (int64_t j = 0; j < ntok; ++j)
+      for (int64_t r = 0; r < y_stride; ++r) {
+        CAPTURE(n);
+        CAPTURE(j);
+        CAPTURE(r);
+        const float got = y[j * y_stride + r];
+        if (r >= nrows) {
+          CHECK(got == -12345.0f);
+          continue;
+        }
+        CHECK(got == plain[j * y_stride + r]);
+      }
   }
 }

@@ -23,7 +23,7 @@ namespace {
 
 constexpr int kTokens = 2;             // 8 accumulators per token: 2 tokens fill 16 registers
 constexpr int kGroupBlockBytes = 144;  // one block of eight rows
-constexpr int kPrefetchBytes = 2048;
+constexpr int kPrefetchBytes = 4096;
 // The AVX2 kernel's lane for block k of a group of eight.
 constexpr int kLaneOf[8] = {0, 4, 1, 5, 2, 6, 3, 7};
 

@@ -164,30 +164,6 @@ void dot_row_k4k5(int64_t nb, const Block* wb, const BlockQ8K* const* xs, float*
   }
 }
 
-template <typename Block>
-void vec_dot_rows_k4k5(int64_t n, const void* w, size_t w_stride, int64_t nrows, const void* x, size_t x_stride,
-                       int64_t ntok, float* y, int64_t y_stride) {
-  const int64_t nb = n / kBlockElems;
-  const auto* wbytes = static_cast<const uint8_t*>(w);
-  const auto* xbytes = static_cast<const uint8_t*>(x);
-  for (int64_t t0 = 0; t0 < ntok; t0 += 4) {
-    const int tn = static_cast<int>(std::min<int64_t>(4, ntok - t0));
-    const BlockQ8K* xs[4];
-    for (int t = 0; t < tn; ++t) xs[t] = reinterpret_cast<const BlockQ8K*>(xbytes + (t0 + t) * x_stride);
-    for (int64_t r = 0; r < nrows; ++r) {
-      const auto* wb = reinterpret_cast<const Block*>(wbytes + r * w_stride);
-      float out[4];
-      switch (tn) {
-        case 1: dot_row_k4k5<Block, 1>(nb, wb, xs, out); break;
-        case 2: dot_row_k4k5<Block, 2>(nb, wb, xs, out); break;
-        case 3: dot_row_k4k5<Block, 3>(nb, wb, xs, out); break;
-        default: dot_row_k4k5<Block, 4>(nb, wb, xs, out); break;
-      }
-      for (int t = 0; t < tn; ++t) y[(t0 + t) * y_stride + r] = out[t];
-    }
-  }
-}
-
 // Quants used with a +2^log2_offset offset (unsigned for maddubs) overcount by offset * scale *
 // (group sum of a); this is the negated total as an int32 start value for the block's sum.
 inline __m512i offset_correction(__m256i scales, const BlockQ8K& a, int log2_offset) {
@@ -268,8 +244,20 @@ void dot_row_q6k(int64_t nb, const BlockQ6K* wb, const BlockQ8K* const* xs, floa
   for (int t = 0; t < T; ++t) out[t] = _mm512_reduce_add_ps(acc[t]);
 }
 
-void vec_dot_rows_q6k(int64_t n, const void* w, size_t w_stride, int64_t nrows, const void* x, size_t x_stride,
-                      int64_t ntok, float* y, int64_t y_stride) {
+// The vec_dot_rows driver of the K-quant row kernels: tokens four at a time, each weight row
+// once per group of tokens.
+struct RowsK4K5 {
+  template <typename Block, int T>
+  static void row(int64_t nb, const Block* wb, const BlockQ8K* const* xs, float* out) { dot_row_k4k5<Block, T>(nb, wb, xs, out); }
+};
+struct RowsQ6K {
+  template <typename Block, int T>
+  static void row(int64_t nb, const Block* wb, const BlockQ8K* const* xs, float* out) { dot_row_q6k<T>(nb, wb, xs, out); }
+};
+
+template <typename Block, typename Kernel>
+void vec_dot_rows_k(int64_t n, const void* w, size_t w_stride, int64_t nrows, const void* x, size_t x_stride,
+                    int64_t ntok, float* y, int64_t y_stride) {
   const int64_t nb = n / kBlockElems;
   const auto* wbytes = static_cast<const uint8_t*>(w);
   const auto* xbytes = static_cast<const uint8_t*>(x);
@@ -278,13 +266,13 @@ void vec_dot_rows_q6k(int64_t n, const void* w, size_t w_stride, int64_t nrows, 
     const BlockQ8K* xs[4];
     for (int t = 0; t < tn; ++t) xs[t] = reinterpret_cast<const BlockQ8K*>(xbytes + (t0 + t) * x_stride);
     for (int64_t r = 0; r < nrows; ++r) {
-      const auto* wb = reinterpret_cast<const BlockQ6K*>(wbytes + r * w_stride);
+      const auto* wb = reinterpret_cast<const Block*>(wbytes + r * w_stride);
       float out[4];
       switch (tn) {
-        case 1: dot_row_q6k<1>(nb, wb, xs, out); break;
-        case 2: dot_row_q6k<2>(nb, wb, xs, out); break;
-        case 3: dot_row_q6k<3>(nb, wb, xs, out); break;
-        default: dot_row_q6k<4>(nb, wb, xs, out); break;
+        case 1: Kernel::template row<Block, 1>(nb, wb, xs, out); break;
+        case 2: Kernel::template row<Block, 2>(nb, wb, xs, out); break;
+        case 3: Kernel::template row<Block, 3>(nb, wb, xs, out); break;
+        default: Kernel::template row<Block, 4>(nb, wb, xs, out); break;
       }
       for (int t = 0; t < tn; ++t) y[(t0 + t) * y_stride + r] = out[t];
     }
@@ -397,10 +385,10 @@ void register_avx512(KernelTable& t) {
   t[DType::Q3_K].vec_dot = vec_dot_q3k;
   t[DType::Q4_K].vec_dot = vec_dot_k4k5<BlockQ4K>;
   t[DType::Q5_K].vec_dot = vec_dot_k4k5<BlockQ5K>;
-  t[DType::Q4_K].vec_dot_rows = vec_dot_rows_k4k5<BlockQ4K>;
-  t[DType::Q5_K].vec_dot_rows = vec_dot_rows_k4k5<BlockQ5K>;
+  t[DType::Q4_K].vec_dot_rows = vec_dot_rows_k<BlockQ4K, RowsK4K5>;
+  t[DType::Q5_K].vec_dot_rows = vec_dot_rows_k<BlockQ5K, RowsK4K5>;
   t[DType::Q6_K].vec_dot = vec_dot_q6k;
-  t[DType::Q6_K].vec_dot_rows = vec_dot_rows_q6k;
+  t[DType::Q6_K].vec_dot_rows = vec_dot_rows_k<BlockQ6K, RowsQ6K>;
   t[DType::Q8_K].quantize = quantize_q8k;
 }
 

@@ -521,27 +521,4 @@ std::unique_ptr<WeightProvider> make_weight_provider(std::vector<std::string> pa
   return make_streaming_provider(std::move(paths), std::move(opts));
 }
 
-uint64_t parse_size(const std::string& text, const char* what) {
-  size_t pos = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &pos);
-  } catch (...) {
-    fail("{}: '{}' is not a size (expected e.g. 512M, 4G, 1.5GiB or a byte count)", what, text);
-  }
-  std::string unit = text.substr(pos);
-  for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (unit.size() >= 2 && unit.back() == 'B') unit.pop_back();
-  if (unit.size() == 2 && unit[1] == 'I') unit.pop_back();
-  double mul = 1;
-  if (unit.empty()) mul = 1;
-  else if (unit == "K") mul = 1024.0;
-  else if (unit == "M") mul = 1024.0 * 1024;
-  else if (unit == "G") mul = 1024.0 * 1024 * 1024;
-  else if (unit == "T") mul = 1024.0 * 1024 * 1024 * 1024;
-  else fail("{}: '{}' has an unknown unit (expected K, M, G or T)", what, text);
-  if (!(v >= 0) || v * mul > 1.2e19) fail("{}: '{}' is out of range", what, text);
-  return static_cast<uint64_t>(v * mul);
-}
-
 }  // namespace strata::runtime

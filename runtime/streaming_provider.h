@@ -42,7 +42,4 @@ std::unique_ptr<WeightProvider> make_streaming_provider(std::vector<std::string>
 // RAM); otherwise the streaming provider over the chosen backend.
 std::unique_ptr<WeightProvider> make_weight_provider(std::vector<std::string> paths, StreamingOptions opts);
 
-// "512M", "4G", "1.5GiB", "1073741824" -> bytes; strata::Error naming the flag otherwise.
-uint64_t parse_size(const std::string& text, const char* what);
-
 }  // namespace strata::runtime

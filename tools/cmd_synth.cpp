@@ -12,6 +12,7 @@
 #include "models/synth.h"
 #include "storage/error.h"
 #include "tools/commands.h"
+#include "tools/common.h"
 
 namespace strata::tools {
 namespace {
@@ -24,29 +25,6 @@ struct SynthArgs {
   bool buffered = false;
 };
 
-// "512M", "4G", "11.1G", "1.5GiB", "123456": binary multiples.
-uint64_t parse_size(const std::string& text) {
-  size_t end = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &end);
-  } catch (...) {
-    end = 0;
-  }
-  std::string suffix;
-  for (size_t i = end; i < text.size(); ++i) suffix += char(std::toupper(static_cast<unsigned char>(text[i])));
-  if (suffix.ends_with("IB")) suffix.resize(suffix.size() - 2);
-  else if (suffix.ends_with("B")) suffix.resize(suffix.size() - 1);
-  double mult = 0;
-  if (suffix.empty()) mult = 1;
-  else if (suffix == "K") mult = 0x1p10;
-  else if (suffix == "M") mult = 0x1p20;
-  else if (suffix == "G") mult = 0x1p30;
-  else if (suffix == "T") mult = 0x1p40;
-  if (end == 0 || mult == 0 || !(v > 0) || v * mult > 0x1p60)
-    fail("--size '{}': expected a positive size such as 512M, 4G or 11.1G", text);
-  return static_cast<uint64_t>(std::llround(v * mult));
-}
 
 // One percentage line, rewritten in place on a terminal; every 10% otherwise.
 class ProgressLine {
@@ -98,7 +76,7 @@ int run(const SynthArgs& a) {
   set("--ctx", a.ctx, spec.ctx_len, 1);
   // A head count given without a head size means the usual n_embd / n_head.
   if ((a.dim || a.heads) && !a.head_dim) spec.head_dim = 0;
-  if (!a.size.empty()) spec.target_size = parse_size(a.size);
+  if (!a.size.empty()) spec.target_size = parse_size(a.size, "--size");
 
   std::unique_ptr<tbb::global_control> threads;
   if (a.threads > 0)

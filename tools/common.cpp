@@ -1,5 +1,7 @@
 #include "tools/common.h"
 
+#include <cctype>
+#include <cmath>
 #include <thread>
 
 #include "storage/error.h"
@@ -14,6 +16,30 @@ std::string read_file_bytes(const std::string& path) {
   std::string s(static_cast<size_t>(n), '\0');
   if (n) f.read_exact(s.data(), s.size(), 0);
   return s;
+}
+
+// Sizes on the command line: "512M", "4G", "11.1G", "1.5GiB", "123456": binary multiples.
+uint64_t parse_size(const std::string& text, const char* flag) {
+  size_t end = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &end);
+  } catch (...) {
+    end = 0;
+  }
+  std::string suffix;
+  for (size_t i = end; i < text.size(); ++i) suffix += char(std::toupper(static_cast<unsigned char>(text[i])));
+  if (suffix.ends_with("IB")) suffix.resize(suffix.size() - 2);
+  else if (suffix.ends_with("B")) suffix.resize(suffix.size() - 1);
+  double mult = 0;
+  if (suffix.empty()) mult = 1;
+  else if (suffix == "K") mult = 0x1p10;
+  else if (suffix == "M") mult = 0x1p20;
+  else if (suffix == "G") mult = 0x1p30;
+  else if (suffix == "T") mult = 0x1p40;
+  if (end == 0 || mult == 0 || !(v > 0) || v * mult > 0x1p60)
+    fail("{} '{}': expected a positive size such as 512M, 4G or 11.1G", flag, text);
+  return static_cast<uint64_t>(std::llround(v * mult));
 }
 
 std::unique_ptr<tbb::global_control> limit_threads(int n) {

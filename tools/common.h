@@ -2,6 +2,7 @@
 #pragma once
 #include <tbb/global_control.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -9,6 +10,10 @@ namespace strata::tools {
 
 // Reads a whole file as exact bytes; strata::Error naming the file on failure.
 std::string read_file_bytes(const std::string& path);
+
+// A size flag ("512M", "4G", "11.1G", "1.5GiB", a byte count; binary multiples) in bytes;
+// strata::Error naming the flag unless it is positive and at most 2^60.
+uint64_t parse_size(const std::string& text, const char* flag);
 
 // Limits oneTBB to n worker threads (n <= 0: all cores) for the life of the returned object.
 std::unique_ptr<tbb::global_control> limit_threads(int n);

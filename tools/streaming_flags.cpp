@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "runtime/streaming_provider.h"
+#include "tools/common.h"
 
 namespace strata::tools {
 
@@ -21,8 +22,7 @@ models::LoadOptions load_options(const StreamingFlags& f) {
   models::LoadOptions o;
   if (f.memory_budget.empty()) return o;
   runtime::StreamingOptions so;
-  so.memory_budget = runtime::parse_size(f.memory_budget, "--memory-budget");
-  if (so.memory_budget == 0) fail("--memory-budget: must be larger than 0");
+  so.memory_budget = parse_size(f.memory_budget, "--memory-budget");
   so.io = f.io;
   so.backend.queue_depth = f.queue_depth;
   so.backend.sqpoll = f.sqpoll;

@@ -80,8 +80,7 @@ GenerateResult generate(Model& model, std::string_view prompt, const GenerateOpt
   r.stats.gen_s = now_s() - t0;
   r.decode_end = model.provider().stats();
   r.stats.kv_cache_bytes = kv.bytes();
-  r.decode_routing.predicted = model.routing_stats().predicted - routing0.predicted;
-  r.decode_routing.predicted_used = model.routing_stats().predicted_used - routing0.predicted_used;
+  r.decode_routing = model.routing_stats().since(routing0);
   r.stats.gen_tokens = static_cast<int64_t>(r.tokens.size());
   return r;
 }

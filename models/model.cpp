@@ -104,6 +104,15 @@ void prepare(QuantizedActivations& q, const Matrix& m, const float* x, int64_t T
   q.quantize(compute::type_info(m.type).vec_dot_type, x, T, m.cols);
 }
 
+// order[0..k) = the k highest of the n scores, highest first, ties to the lower index (the
+// router's expert choice, and its prediction one layer ahead).
+void top_k(const float* p, int64_t n, int64_t k, std::vector<int32_t>& order) {
+  order.resize(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+}
+
 // y[t][r] for every row block of m, one block in memory at a time (all requested up front so
 // the next block reads while this one multiplies).
 void run_matmul(runtime::WeightProvider& p, const Matrix& m, const QuantizedActivations& xq, float* y) {
@@ -207,18 +216,18 @@ void Model::repack_weights() {
     if (!L.moe) continue;
     ExpertSet& X = L.experts;
     // Which range of which part holds which matrix, and how many of its rows.
-    auto eligible = [&](const Matrix& m, ExpertPart::Kind kind, size_t range) {
-      if (m.type != compute::DType::Q4_0 || m.cols % 256) return false;
+    // A matrix of the experts qualifies when every part holding rows of it has whole groups.
+    auto eligible = [&](const Matrix& m, ExpertPart::Kind kind) {
+      if (m.type != compute::DType::Q4_0) return false;
       for (const auto& parts : X.parts)
         for (const ExpertPart& part : parts) {
-          if (part.kind == ExpertPart::Whole && m.rows % 8) return false;
-          if (part.kind == kind && part.rows % 8) return false;
+          const bool holds = part.kind == ExpertPart::Whole || part.kind == kind;
+          if (holds && !compute::q4_0_r8_fits(part.kind == ExpertPart::Whole ? m.rows : part.rows, m.cols)) return false;
         }
-      (void)range;
       return true;
     };
-    const bool gate = eligible(X.gate, ExpertPart::GateUp, 0), up = eligible(X.up, ExpertPart::GateUp, 1),
-               down = eligible(X.down, ExpertPart::Down, 0);
+    const bool gate = eligible(X.gate, ExpertPart::GateUp), up = eligible(X.up, ExpertPart::GateUp),
+               down = eligible(X.down, ExpertPart::Down);
     for (const auto& parts : X.parts)
       for (const ExpertPart& part : parts) {
         auto& j = jobs[part.unit];
@@ -385,13 +394,11 @@ void Model::moe_layer(int64_t il, Scratch& s) {
   run_matmul(*provider_, L.router, s.xq, s.router.data());
   s.sel.resize(T * K);
   s.sel_w.resize(T * K);
-  std::vector<int32_t> order(NE);
+  std::vector<int32_t> order;
   for (int64_t t = 0; t < T; ++t) {
     float* p = s.router.data() + t * NE;
     softmax(p, NE);
-    std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + K, order.end(),
-                      [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+    top_k(p, NE, K, order);
     double sum = 0.0;
     for (int64_t k = 0; k < K; ++k) sum += p[order[k]];
     for (int64_t k = 0; k < K; ++k) {
@@ -440,9 +447,11 @@ void Model::moe_layer(int64_t il, Scratch& s) {
     const int64_t F = X.gate.rows;
     std::vector<float> xin(n * E), g(n * F), u(n * F), d(n * E);
     for (int64_t i = 0; i < n; ++i) std::copy_n(s.xn.data() + (mine[i] / K) * E, E, xin.data() + i * E);
-    QuantizedActivations qg, qu, qd;
+    QuantizedActivations qg, qu_own, qd;
     qg.quantize(compute::type_info(X.gate.type).vec_dot_type, xin.data(), n, E);
-    qu.quantize(compute::type_info(X.up.type).vec_dot_type, xin.data(), n, E);
+    const compute::DType up_type = compute::type_info(X.up.type).vec_dot_type;
+    if (up_type != qg.type()) qu_own.quantize(up_type, xin.data(), n, E);
+    const QuantizedActivations& qu = up_type != qg.type() ? qu_own : qg;
     for (const ExpertPart& part : X.parts[e]) {
       if (part.kind != ExpertPart::GateUp) continue;
       UnitLease lease(*provider_, part.unit);
@@ -548,12 +557,9 @@ void Model::predict_experts(int64_t il, Scratch& s) {
   run_matmul(*provider_, N.router, q, logits.data());
   s.pred.resize(static_cast<size_t>(T * K));
   std::vector<char> chosen(static_cast<size_t>(NE), 0);
-  std::vector<int32_t> order(static_cast<size_t>(NE));
+  std::vector<int32_t> order;
   for (int64_t t = 0; t < T; ++t) {
-    const float* p = logits.data() + t * NE;  // softmax is monotonic: rank the logits
-    std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + K, order.end(),
-                      [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+    top_k(logits.data() + t * NE, NE, K, order);  // softmax is monotonic: rank the logits
     for (int64_t k = 0; k < K; ++k) {
       s.pred[t * K + k] = order[k];
       chosen[order[k]] = 1;

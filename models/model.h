@@ -64,6 +64,8 @@ struct RoutingStats {
   uint64_t predicted = 0;      // (token, expert) predictions made
   uint64_t predicted_used = 0; // ... that the real router then chose
   double accuracy() const { return predicted ? double(predicted_used) / double(predicted) : 0.0; }
+  // The counts since `start` (an earlier snapshot).
+  RoutingStats since(const RoutingStats& start) const { return {predicted - start.predicted, predicted_used - start.predicted_used}; }
 };
 
 class Model {

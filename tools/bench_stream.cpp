@@ -45,8 +45,7 @@ int run_stream_bench(const StreamBenchArgs& a) {
   for (int i = 0; i < a.n_gen; ++i) step();
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   sum.after = model->provider().stats();
-  sum.routing.predicted = model->routing_stats().predicted - r0.predicted;
-  sum.routing.predicted_used = model->routing_stats().predicted_used - r0.predicted_used;
+  sum.routing = model->routing_stats().since(r0);
   sum.tokens = static_cast<int64_t>(a.n_gen) * B;
   sum.peak_rss = peak_rss_bytes();
   for (const auto& c : kv) sum.kv_cache_bytes += c.bytes();

@@ -37,6 +37,15 @@ LoadOptions streaming(StreamingOptions so) {
   return o;
 }
 
+// A 4 MiB budget over backend `io`, wrapped in the fault-injecting backend with `plan`.
+LoadOptions faulty(const char* io, strata::storage::FaultPlan plan) {
+  StreamingOptions so;
+  so.io = io;
+  so.memory_budget = 4 << 20;
+  so.wrap_backend = [plan](auto inner) { return strata::storage::make_fault_backend(std::move(inner), plan); };
+  return streaming(so);
+}
+
 GenerateResult greedy(Model& m, int n = 24) {
   GenerateOptions g;
   g.n_predict = n;
@@ -118,28 +127,20 @@ TEST_CASE("read faults while streaming give a clear error for that request and n
   for (const char* io : {"uring", "pread", "mmap"}) {
     CAPTURE(std::string(io));
     SUBCASE("EIO on one tensor's range") {
-      StreamingOptions so;
-      so.io = io;
-      so.memory_budget = 4 << 20;
       strata::storage::FaultPlan plan;
       plan.fail_ranges.push_back({0, gate->offset + gate->nbytes / 4, gate->offset + gate->nbytes / 2});
-      so.wrap_backend = [plan](auto inner) { return strata::storage::make_fault_backend(std::move(inner), plan); };
-      auto m = Model::load(path, streaming(so));
+      auto m = Model::load(path, faulty(io, plan));
       CHECK_THROWS_WITH_AS(greedy(*m, 8), doctest::Contains("blk.3.ffn_exps"), strata::Error);
       // Nothing is left stuck: asking again fails again, just as clearly, instead of hanging.
       CHECK_THROWS_WITH_AS(greedy(*m, 8), doctest::Contains("Input/output error"), strata::Error);
     }
     SUBCASE("short reads reported by the device") {
-      StreamingOptions so;
-      so.io = io;
-      so.memory_budget = 4 << 20;
       strata::storage::FaultPlan plan;
       plan.short_reads = strata::storage::FaultPlan::ShortReads::reported;
       plan.short_every = 7;
-      so.wrap_backend = [plan](auto inner) { return strata::storage::make_fault_backend(std::move(inner), plan); };
       // Pinned units may be the ones cut short: then the load itself fails, just as clearly.
       try {
-        auto m = Model::load(path, streaming(so));
+        auto m = Model::load(path, faulty(io, plan));
         CHECK_THROWS_WITH_AS(greedy(*m, 8), doctest::Contains("file ends before weight unit"), strata::Error);
       } catch (const strata::Error& e) {
         CHECK(std::string(e.what()).find("file ends before weight unit") != std::string::npos);
@@ -147,14 +148,10 @@ TEST_CASE("read faults while streaming give a clear error for that request and n
     }
     if (std::string(io) != "mmap") {
       SUBCASE("short reads resubmitted by the backend give the right answer") {
-        StreamingOptions so;
-        so.io = io;
-        so.memory_budget = 4 << 20;
         strata::storage::FaultPlan plan;
         plan.short_reads = strata::storage::FaultPlan::ShortReads::resubmitted;
         plan.short_every = 3;
-        so.wrap_backend = [plan](auto inner) { return strata::storage::make_fault_backend(std::move(inner), plan); };
-        auto m = Model::load(path, streaming(so));
+        auto m = Model::load(path, faulty(io, plan));
         CHECK(greedy(*m, 8).tokens == want.tokens);
       }
     }

@@ -20,6 +20,7 @@
 #include "storage/error.h"
 #include "storage/file.h"
 #include "tests/shared_data.h"
+#include "tests/tools/run_strata.h"
 
 using namespace strata;
 using compute::DType;
@@ -400,12 +401,9 @@ TEST_CASE("the synth command writes a model and names bad flags") {
     return;
   }
   auto run = [&](const std::string& args, std::string& output) {
-    FILE* p = popen((bin + " synth " + args + " 2>&1").c_str(), "r");
-    REQUIRE(p);
-    char buf[4096];
-    output.clear();
-    while (size_t n = std::fread(buf, 1, sizeof buf, p)) output.append(buf, n);
-    return pclose(p);
+    const test::RunResult r = test::run_strata("synth " + args);
+    output = r.output;
+    return r.status;
   };
   const std::string path = tmp_path("cli.gguf");
   std::string out;

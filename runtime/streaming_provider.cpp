@@ -368,10 +368,13 @@ class StreamingProvider final : public WeightProvider {
   // blocked on yet (only for a unit somebody is blocked on: this is what keeps a full pool of
   // requested-but-not-yet-used units from deadlocking the thread that must use them in order).
   std::optional<uint64_t> make_room(uint64_t bytes, Need need, bool urgent) {
-    const double busy = backend_->stats().busy_s;
-    const double bw = stats_.bytes_read > (64u << 20) && busy > 0 ? stats_.bytes_read / busy : 1.5e9;
+    double bw = 0;  // measured read bandwidth, asked of the backend only when evicting
     for (;;) {
       if (auto off = alloc_->allocate(bytes)) return off;
+      if (bw == 0) {
+        const double busy = backend_->stats().busy_s;
+        bw = stats_.bytes_read > (64u << 20) && busy > 0 ? stats_.bytes_read / busy : 1.5e9;
+      }
       Unit* victim[3] = {nullptr, nullptr, nullptr};
       double best[3] = {0, 0, 0};
       for (Unit& u : units_) {

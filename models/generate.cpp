@@ -5,7 +5,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "models/stop_strings.h"
+#include "models/engine/scheduler.h"
 #include "storage/error.h"
 
 namespace strata::models {
@@ -27,6 +27,8 @@ std::vector<std::pair<int32_t, float>> top_logits(const float* logits, int64_t n
   return out;
 }
 
+// One sequence through the engine's scheduler, on this thread: the same path a served request
+// takes, so `run` and the server give the same tokens.
 GenerateResult generate(Model& model, std::string_view prompt, const GenerateOptions& opts,
                         const std::function<void(std::string_view)>& on_text) {
   GenerateResult r;
@@ -34,52 +36,55 @@ GenerateResult generate(Model& model, std::string_view prompt, const GenerateOpt
   r.prompt_ids = tk.encode(prompt, /*add_special=*/true);
   if (r.prompt_ids.empty()) fail("the prompt is empty and the model adds no BOS token: nothing to evaluate");
   if (opts.n_predict < 0) fail("-n must be >= 0 (got {})", opts.n_predict);
-  int64_t n_ctx = opts.n_ctx > 0 ? opts.n_ctx
-                                 : static_cast<int64_t>(r.prompt_ids.size()) + opts.n_predict + 1;
+  const int64_t n_ctx = opts.n_ctx > 0 ? opts.n_ctx
+                                       : static_cast<int64_t>(r.prompt_ids.size()) + opts.n_predict + 1;
   if (static_cast<int64_t>(r.prompt_ids.size()) > n_ctx)
     fail("the prompt has {} tokens, more than the context size {}", r.prompt_ids.size(), n_ctx);
-  KVCache kv = model.new_cache(n_ctx);
-  Sampler sampler(opts.sampling, static_cast<int32_t>(model.hparams().n_vocab));
-  StopStringMatcher stops(opts.stop);
-  std::vector<int32_t> history = r.prompt_ids;
-
-  ForwardOutput out;
-  BatchItem item{&kv, r.prompt_ids, false};
-  double t0 = now_s();
-  model.forward(std::span<BatchItem>(&item, 1), out);
-  r.stats.prompt_s = now_s() - t0;
   r.stats.prompt_tokens = static_cast<int64_t>(r.prompt_ids.size());
-  r.top_logits = top_logits(out.row(0), out.n_vocab, 10);
+  if (opts.n_predict == 0) return r;
 
-  r.decode_start = model.provider().stats();
-  const RoutingStats routing0 = model.routing_stats();
-  t0 = now_s();
-  int32_t next = 0;
-  bool stopped = false;
-  for (int i = 0; i < opts.n_predict && !stopped; ++i) {
-    next = sampler.sample(out.row(0), history);
-    r.tokens.push_back(next);
-    history.push_back(next);
-    if (tk.is_eog(next)) break;
-    auto res = stops.feed(tk.token_to_piece(next, /*special=*/true));
-    r.text += res.emit;
-    if (on_text && !res.emit.empty()) on_text(res.emit);
-    if (res.stopped) {
-      stopped = true;
-      break;
+  engine::EngineOptions eo;
+  eo.max_batch = 1;
+  eo.n_ctx = n_ctx;
+  eo.prefill_chunk = static_cast<int>(std::min<int64_t>(n_ctx, INT32_MAX));
+  engine::Scheduler sched(model, eo);
+  engine::Request req;
+  req.prompt = r.prompt_ids;
+  req.max_tokens = opts.n_predict;
+  req.sampling = opts.sampling;
+  req.stop = opts.stop;
+  req.raw_top_logits = 10;
+  if (std::string why = sched.check(req); !why.empty()) fail("{}", why);
+
+  const double t0 = engine::now_s();
+  RoutingStats routing0;
+  engine::FinishEvent fin;
+  engine::Sink sink;
+  sink.on_token = [&](const engine::TokenEvent& ev) {
+    if (r.tokens.empty()) {
+      // The prompt's forward pass ends where the first token is sampled: decode counts start.
+      r.stats.prompt_s = ev.t - t0;
+      r.top_logits = ev.raw_top_logits;
+      r.decode_start = model.provider().stats();
+      routing0 = model.routing_stats();
     }
-    if (i + 1 == opts.n_predict || kv.n_past() >= kv.max_ctx()) break;
-    BatchItem step{&kv, std::span<const int32_t>(&r.tokens.back(), 1), false};
-    model.forward(std::span<BatchItem>(&step, 1), out);
+    r.tokens.push_back(ev.token);
+    r.text += ev.text;
+    if (on_text && !ev.text.empty()) on_text(ev.text);
+  };
+  sink.on_finish = [&](const engine::FinishEvent& f) {
+    fin = f;
+    r.text += f.text_tail;
+    if (on_text && !f.text_tail.empty()) on_text(f.text_tail);
+  };
+  sched.admit(1, std::move(req), std::move(sink), t0);
+  while (!sched.idle()) {
+    sched.step();
+    r.stats.kv_cache_bytes = std::max(r.stats.kv_cache_bytes, sched.kv_allocated());
   }
-  if (!stopped) {
-    std::string rest = stops.flush();
-    r.text += rest;
-    if (on_text && !rest.empty()) on_text(rest);
-  }
-  r.stats.gen_s = now_s() - t0;
+  if (fin.reason == engine::FinishReason::Error) fail("{}", fin.error);
+  r.stats.gen_s = fin.t_end - t0 - r.stats.prompt_s;
   r.decode_end = model.provider().stats();
-  r.stats.kv_cache_bytes = kv.bytes();
   r.decode_routing = model.routing_stats().since(routing0);
   r.stats.gen_tokens = static_cast<int64_t>(r.tokens.size());
   return r;

@@ -52,6 +52,10 @@ struct Unit {
   bool transformed = false;
   bool transforming = false;
   UnitUsage usage;
+  // Steps (at_layer(-1) ticks) of its last load and last lease: a unit leased in the step that
+  // loaded it was not in memory when that step began (ProviderStats::step_new_bytes).
+  uint64_t load_step = UINT64_MAX, used_step = UINT64_MAX;
+  uint64_t read_bytes = 0;  // what one load reads (its aligned spans)
 };
 
 class StreamingProvider final : public WeightProvider {
@@ -105,6 +109,7 @@ class StreamingProvider final : public WeightProvider {
         s.needed = r.offset + r.length - s.begin;
         u.range_off.push_back(at + (r.offset - s.begin));
         u.spans.push_back(s);
+        u.read_bytes += s.length;
         at += s.length;
       }
       u.slot_bytes = std::max<uint64_t>(at, 1);
@@ -289,6 +294,10 @@ class StreamingProvider final : public WeightProvider {
     }
     ++u.leases;
     u.wanted = false;
+    if (u.used_step != step_) {
+      u.used_step = step_;
+      if (u.load_step == step_ && !u.pinned) stats_.step_new_bytes += u.read_bytes;
+    }
     if (u.speculative) {
       u.speculative = false;
       ++stats_.prefetch_used;
@@ -409,6 +418,7 @@ class StreamingProvider final : public WeightProvider {
     u.off = off;
     u.transformed = false;
     u.state = State::Loading;
+    u.load_step = step_;
     u.pending = static_cast<uint32_t>(u.spans.size());
     u.error.clear();
     inflight_ += u.slot_bytes;

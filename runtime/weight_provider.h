@@ -57,6 +57,10 @@ struct ProviderStats {
   uint64_t peak_resident_bytes = 0;
   bool locked = false;            // the pool is mlock'ed
   uint64_t bytes_read = 0, reads = 0;
+  // Summed over steps: the read bytes of the distinct units a step used that were not in
+  // memory when it began. bytes_read above it is waste (mispredictions, a unit read twice in
+  // one step); a batch's step should read each needed unit once, so the two stay close.
+  uint64_t step_new_bytes = 0;
   uint64_t dense_hits = 0, dense_misses = 0, expert_hits = 0, expert_misses = 0;
   uint64_t prefetch_issued = 0;   // speculative loads started
   uint64_t prefetch_used = 0;     // ... whose unit was acquired before it was evicted

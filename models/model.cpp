@@ -131,6 +131,12 @@ void run_matmul(runtime::WeightProvider& p, const Matrix& m, const QuantizedActi
 }  // namespace
 
 void Model::forward(std::span<BatchItem> batch, ForwardOutput& out) {
+  if (in_forward_.exchange(true))
+    fail("Model::forward was entered by two threads at once; its one caller is the engine's scheduler");
+  struct Leave {
+    std::atomic<bool>& f;
+    ~Leave() { f.store(false); }
+  } leave{in_forward_};
   Scratch& s = *scratch_;
   const HParams& hp = hp_;
   const int64_t E = hp.n_embd;

@@ -3,6 +3,7 @@
 // new tokens pass through layer L before layer L+1 starts, so one read of a layer's weights
 // serves the whole batch; MoE layers run one job per selected expert over its tokens.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -81,6 +82,8 @@ class Model {
   runtime::WeightProvider& provider() { return *provider_; }
   KVCache new_cache(int64_t max_ctx) const { return KVCache(hp_.n_layer, hp_.k_dim(), hp_.v_dim(), max_ctx); }
 
+  // One caller at a time: the serving engine's scheduler owns it (request threads submit to the
+  // engine instead). A second thread entering while a call runs is an Error, not a data race.
   void forward(std::span<BatchItem> batch, ForwardOutput& out);
   const RoutingStats& routing_stats() const { return routing_; }
 
@@ -104,6 +107,7 @@ class Model {
   std::vector<std::vector<runtime::UnitId>> dense_units_;  // per layer (last: the output)
   bool streaming_ = false;  // the provider reads on demand: worth prefetching and predicting
   RoutingStats routing_;
+  std::atomic<bool> in_forward_{false};
   friend struct ArchitectureLoader;
 };
 

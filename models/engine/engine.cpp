@@ -53,6 +53,8 @@ struct Engine::Impl {
     snapshot.kv_reserved = sched.kv_reserved();
     snapshot.kv_budget = sched.options().kv_budget;
     snapshot.steps = sched.steps();
+    snapshot.step_seconds = sched.step_seconds();
+    snapshot.batch_tokens = sched.batch_tokens();
     snapshot.prompt_tokens = sched.prompt_tokens();
     snapshot.generated_tokens = sched.generated_tokens();
     snapshot.requests_finished = sched.finished();

@@ -1,14 +1,10 @@
 // What the serving engine takes and gives back: a Request (a tokenized prompt and how to
 // continue it), the events a sequence sends to its Sink, and the counters /metrics reads.
 #pragma once
-
 #include <cstdint>
-
 #include <functional>
 #include <memory>
-
 #include <string>
-
 #include <utility>
 #include <vector>
 
@@ -78,6 +74,8 @@ struct EngineStats {
   uint64_t kv_reserved = 0;        // their worst case (prompt + max_tokens), what admission counts
   uint64_t kv_budget = 0;
   uint64_t steps = 0;
+  double step_seconds = 0;         // wall time inside forward passes (reads waited on included)
+  uint64_t batch_tokens = 0;       // tokens through the model, summed over steps
   uint64_t prompt_tokens = 0, generated_tokens = 0;
   uint64_t requests_finished = 0, requests_cancelled = 0, requests_rejected = 0;
   runtime::ProviderStats provider;  // the weight provider's counters

@@ -241,6 +241,7 @@ void Scheduler::step() {
     }
     owners.push_back(&s);
   }
+  const double t0 = now_s();
   try {
     model_.forward(items, out_);
   } catch (const std::exception& e) {
@@ -252,6 +253,8 @@ void Scheduler::step() {
     return;
   }
   ++steps_;
+  step_seconds_ += now_s() - t0;
+  for (const auto& it : items) batch_tokens_ += it.tokens.size();
   for (size_t i = 0; i < owners.size(); ++i) {
     Sequence& s = *owners[i];
     if (fed[i] > 0) {

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake ninja-build pkg-config liburing-dev libasio-dev libtbb-dev
       libeigen3-dev libspdlog-dev libfmt-dev doctest-dev nlohmann-json3-dev libcli11-dev
-      libicu-dev)
+      libicu-dev libboost-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

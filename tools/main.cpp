@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   strata::tools::add_perplexity_command(app, exit_code);
   strata::tools::add_synth_command(app, exit_code);
   strata::tools::add_bench_command(app, exit_code);
+  strata::tools::add_serve_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

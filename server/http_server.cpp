@@ -355,8 +355,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
-  // Clears the job; `status` > 0 is counted for metrics (the streamed 200), 0 logs a dropped
-  // client, -1 counts nothing (write_response does). Returns the self-reference it held.
+  // Clears the job; `status` > 0 is counted for metrics (the streamed 200), 0 a client that went
+  // away (counted as 499), -1 nothing (write_response counts). Returns the self-reference it held.
   std::shared_ptr<Session> end_job(int status) {
     ++watch_seq_;
     if (watching_) {
@@ -368,6 +368,7 @@ class Session : public std::enable_shared_from_this<Session> {
       srv_.app.metrics().count_request(endpoint_, status);
       log_request(status);
     } else if (status == 0) {
+      srv_.app.metrics().count_request(endpoint_, 499);  // nginx's "client closed request"
       server_log()->info("{}: client went away, sequence cancelled", target_);
     }
     gen_.reset();

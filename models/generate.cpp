@@ -54,6 +54,7 @@ GenerateResult generate(Model& model, std::string_view prompt, const GenerateOpt
   req.sampling = opts.sampling;
   req.stop = opts.stop;
   req.raw_top_logits = 10;
+  req.special_text = true;  // `run` prints every token's text, as it always has
   if (std::string why = sched.check(req); !why.empty()) fail("{}", why);
 
   const double t0 = engine::now_s();

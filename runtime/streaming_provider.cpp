@@ -54,7 +54,7 @@ struct Unit {
   UnitUsage usage;
   // Steps (at_layer(-1) ticks) of its last load and last lease: a unit leased in the step that
   // loaded it was not in memory when that step began (ProviderStats::step_new_bytes).
-  uint64_t load_step = UINT64_MAX, used_step = UINT64_MAX;
+  int64_t load_step = -1, used_step = -1;
   uint64_t read_bytes = 0;  // what one load reads (its aligned spans)
 };
 

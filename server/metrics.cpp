@@ -105,10 +105,16 @@ std::string Metrics::render(const engine::EngineStats* e, double now_s) {
   single(out, "strata_engine_requests_rejected_total", "counter", "Requests the engine refused.", double(e->requests_rejected));
   single(out, "strata_active_sequences", "gauge", "Sequences in the running batch.", e->active);
   single(out, "strata_queued_sequences", "gauge", "Requests waiting for a batch slot.", e->queued);
-  single(out, "strata_kv_cache_bytes", "gauge", "KV cache reserved by running sequences.", double(e->kv_bytes));
+  single(out, "strata_engine_step_seconds_total", "counter", "Wall time inside forward steps, read waits included.", e->step_seconds);
+  single(out, "strata_engine_batch_tokens_total", "counter", "Tokens through the model, summed over steps.", double(e->batch_tokens));
+  single(out, "strata_kv_cache_bytes", "gauge", "KV cache allocated by running sequences.", double(e->kv_bytes));
+  single(out, "strata_kv_reserved_bytes", "gauge", "KV cache the running sequences may grow to (what admission counts).", double(e->kv_reserved));
   single(out, "strata_kv_budget_bytes", "gauge", "KV cache budget (0: no limit).", double(e->kv_budget));
   single(out, "strata_weight_bytes_read_total", "counter", "Weight bytes read from disk.", double(p.bytes_read));
   single(out, "strata_weight_reads_total", "counter", "Weight reads issued.", double(p.reads));
+  single(out, "strata_step_new_bytes_total", "counter",
+         "Read bytes of the distinct units each step used that were not in memory when it began.", double(p.step_new_bytes));
+  single(out, "strata_weight_read_wait_seconds_total", "counter", "Time the forward pass waited for weight reads.", p.wait_s);
   single(out, "strata_weight_read_bytes_per_second", "gauge", "Weight read rate since the previous scrape.", read_rate_);
   single(out, "strata_weight_resident_bytes", "gauge", "Weight bytes in memory.", double(p.resident_bytes));
   single(out, "strata_weight_budget_bytes", "gauge", "Pinned weight pool size (0: all resident).", double(p.budget_bytes));

@@ -22,6 +22,8 @@ struct Request {
   std::vector<std::string> stop;   // stop strings (the text before the first is kept)
   int top_logprobs = -1;           // -1: no logprobs; 0..20: the chosen token's and the n best
   bool ignore_eos = false;         // keep going past end-of-generation tokens
+  bool special_text = false;       // control tokens (<s>, <|im_start|>) show their text; off,
+                                   // they add nothing to the answer (llama.cpp's server default)
   int raw_top_logits = 0;          // n > 0: the first TokenEvent carries the n highest raw
                                    // logits at the last prompt position (run --json, tests)
 };
@@ -33,7 +35,8 @@ struct TokenEvent {
                                    // (OpenAI content/logprobs leave it out; `run` lists it)
   std::string text;                // text this token released (may be empty: held back for a
                                    // stop string or an incomplete UTF-8 character)
-  std::string piece;               // this token's own bytes (for logprobs)
+  std::string piece;               // this token's own bytes, control tokens' text included
+                                   // (for logprobs)
   float logprob = 0;               // log-softmax of the raw logits (when logprobs were asked for)
   std::vector<std::pair<int32_t, float>> top;  // the n best (id, logprob), best first
   double t = 0;                    // steady-clock seconds when the token was sampled

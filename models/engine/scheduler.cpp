@@ -200,7 +200,7 @@ void Scheduler::sample_for(Sequence& s, const float* logits) {
     return;
   }
   ev.piece = tk.token_to_piece(tok, /*special=*/true);
-  auto res = s.stops.feed(ev.piece);
+  auto res = s.stops.feed(s.req.special_text ? ev.piece : tk.token_to_piece(tok, /*special=*/false));
   ev.text = std::move(res.emit);
   deliver(s.sink.on_token, ev);
   if (res.stopped) {

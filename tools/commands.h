@@ -9,6 +9,7 @@ namespace strata::tools {
 // in `exit_code`. Errors (strata::Error) are caught in main and printed as "strata: <message>".
 void add_info_command(CLI::App& app, int& exit_code);
 void add_tokenize_command(CLI::App& app, int& exit_code);
+void add_template_command(CLI::App& app, int& exit_code);
 void add_run_command(CLI::App& app, int& exit_code);
 void add_perplexity_command(CLI::App& app, int& exit_code);
 void add_synth_command(CLI::App& app, int& exit_code);

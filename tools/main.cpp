@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   strata::tools::add_info_command(app, exit_code);
   strata::tools::add_tokenize_command(app, exit_code);
+  strata::tools::add_template_command(app, exit_code);
   strata::tools::add_run_command(app, exit_code);
   strata::tools::add_perplexity_command(app, exit_code);
   strata::tools::add_synth_command(app, exit_code);

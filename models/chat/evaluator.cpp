@@ -29,6 +29,19 @@ Evaluator::DepthGuard::DepthGuard(Evaluator& e) : ev(e) {
   }
 }
 
+Evaluator::~Evaluator() {
+  for (const ScopePtr& s : closure_scopes_) s->vars.clear();
+  for (const Value& v : mutated_) {
+    if (v.is_list()) v.as_list().items.clear();
+    else if (v.is_dict()) v.as_dict().entries.clear();
+    else if (v.is_namespace()) v.as_namespace().entries.clear();
+  }
+}
+
+void Evaluator::note_mutation(const Value& container) {
+  if (mutated_ids_.insert(container.identity()).second) mutated_.push_back(container);
+}
+
 void Evaluator::error_at(Loc at, const std::string& what) const {
   fail("{}:{}:{}: {}", name_, at.line, at.col, what);
 }
@@ -133,6 +146,7 @@ Flow Evaluator::exec_stmt(const Stmt& s) {
         fn->name = m.name;
         fn->fn = [&m, closure = scope_](Evaluator& ev, Args& args) { return ev.call_macro(m, closure, args, Value()); };
         scope_->set(m.name, Value(std::move(fn)));
+        closure_scopes_.push_back(scope_);
         return Flow::Normal;
       }
       case StmtKind::CallBlock: {
@@ -142,6 +156,7 @@ Flow Evaluator::exec_stmt(const Stmt& s) {
         caller->fn = [&st, closure = scope_](Evaluator& ev, Args& args) {
           return ev.call_macro(st.caller, closure, args, Value());
         };
+        closure_scopes_.push_back(scope_);
         const auto& ce = static_cast<const CallExpr&>(*st.call);
         const Value fn = eval(*ce.callee);
         Args args;
@@ -239,6 +254,7 @@ void Evaluator::assign(const Target& t, Value v, Loc at) {
     const Value* ns = scope_->find(t.names[0]);
     if (!ns || !ns->is_namespace()) fault("cannot assign attribute '{}' on '{}': not a namespace", t.attr, t.names[0]);
     ns->as_namespace().set(Value(t.attr), std::move(v));
+    note_mutation(*ns);
     return;
   }
   if (!t.unpack) {

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -31,6 +32,9 @@ class Evaluator {
  public:
   Evaluator(const std::string& name, const RenderLimits& limits, std::time_t now)
       : name_(name), limits_(limits), now_(now) {}
+  ~Evaluator();
+  Evaluator(const Evaluator&) = delete;
+  Evaluator& operator=(const Evaluator&) = delete;
 
   std::string render(const Body& body, ScopePtr globals);
 
@@ -44,6 +48,10 @@ class Evaluator {
   // Runs `body` with its output captured instead of written (macros, block set, filter blocks).
   std::string capture(const Body& body);
   Value call_macro(const MacroStmt& m, const ScopePtr& closure, Args& args, Value caller);
+
+  // A container changed in place (list.append, ns.x = ...): the only way a template can make
+  // a reference cycle, which the end of the render then breaks.
+  void note_mutation(const Value& container);
 
   void step();
   // Fails when a string being built would exceed what the output may hold.
@@ -82,6 +90,11 @@ class Evaluator {
   ScopePtr scope_;
   std::string* out_ = nullptr;
   uint64_t steps_ = 0;
+  // Cleared when the render ends, so that cycles (a macro stored in the scope it closes over,
+  // a list appended to itself) do not outlive it. Values never escape a render.
+  std::vector<ScopePtr> closure_scopes_;
+  std::vector<Value> mutated_;
+  std::unordered_set<const void*> mutated_ids_;
   int depth_ = 0;
   Loc last_loc_;
 };

@@ -73,6 +73,7 @@ struct Writer {
   }
 
   void write(const Value& v, int level) {
+    if (level > kMaxValueDepth) fault("a value nested deeper than {} levels (a circular reference?)", kMaxValueDepth);
     switch (v.kind()) {
       case Value::Kind::None: out += "null"; return;
       case Value::Kind::Bool: out += v.as_bool() ? "true" : "false"; return;

@@ -174,12 +174,14 @@ Value list_method(Evaluator& ev, const Value& l, std::string_view m, Args& a) {
     if (a.pos.size() != 1) fault("append() takes exactly one argument");
     ev.check_size(items.size() + 1);
     items.push_back(a.pos[0]);
+    ev.note_mutation(l);
     return Value(NoneT{});
   }
   if (m == "extend") {
     if (a.pos.size() != 1) fault("extend() takes exactly one argument");
     for (Value& v : a.pos[0].iterate()) items.push_back(std::move(v));
     ev.check_size(items.size());
+    ev.note_mutation(l);
     return Value(NoneT{});
   }
   if (m == "insert") {
@@ -188,6 +190,7 @@ Value list_method(Evaluator& ev, const Value& l, std::string_view m, Args& a) {
     int64_t i = a.pos[0].to_int();
     i = std::clamp<int64_t>(i < 0 ? i + n : i, 0, n);
     items.insert(items.begin() + i, a.pos[1]);
+    ev.note_mutation(l);
     return Value(NoneT{});
   }
   if (m == "pop") {

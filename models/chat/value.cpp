@@ -7,6 +7,46 @@
 
 namespace strata::chat {
 
+namespace {
+// While a container is being freed, the containers it held park their items here instead of
+// freeing them recursively; the outermost destructor drains the list.
+thread_local std::vector<Value>* graveyard = nullptr;
+
+template <typename MoveChildren>
+void release(MoveChildren move_children) {
+  if (graveyard) {
+    move_children(*graveyard);
+    return;
+  }
+  std::vector<Value> work;
+  graveyard = &work;
+  move_children(work);
+  while (!work.empty()) {
+    Value last = std::move(work.back());
+    work.pop_back();
+  }
+  graveyard = nullptr;
+}
+
+void check_depth(int depth) {
+  if (depth > kMaxValueDepth) fault("a value nested deeper than {} levels (a list that contains itself?)", kMaxValueDepth);
+}
+}  // namespace
+
+ListObj::~ListObj() {
+  if (items.empty()) return;
+  release([this](std::vector<Value>& out) {
+    for (auto& v : items) out.push_back(std::move(v));
+  });
+}
+
+DictObj::~DictObj() {
+  if (entries.empty()) return;
+  release([this](std::vector<Value>& out) {
+    for (auto& [k, v] : entries) out.push_back(std::move(k)), out.push_back(std::move(v));
+  });
+}
+
 const Value* DictObj::find(const Value& key) const {
   if (key.is_string()) return find(std::string_view(key.as_string()));
   for (const auto& [k, v] : entries)
@@ -162,7 +202,8 @@ std::string Value::str() const {
   }
 }
 
-std::string Value::repr() const {
+std::string Value::repr(int depth) const {
+  check_depth(depth);
   switch (kind()) {
     case Kind::Undefined: return "";
     case Kind::None: return "None";
@@ -173,7 +214,7 @@ std::string Value::repr() const {
     case Kind::List: {
       const ListObj& l = as_list();
       std::string out = l.tuple ? "(" : "[";
-      for (size_t i = 0; i < l.items.size(); ++i) out += (i ? ", " : "") + l.items[i].repr();
+      for (size_t i = 0; i < l.items.size(); ++i) out += (i ? ", " : "") + l.items[i].repr(depth + 1);
       if (l.tuple && l.items.size() == 1) out += ",";
       return out + (l.tuple ? ")" : "]");
     }
@@ -182,7 +223,7 @@ std::string Value::repr() const {
       const DictObj& d = is_dict() ? as_dict() : as_namespace();
       std::string out = is_dict() ? "{" : "<Namespace {";
       for (size_t i = 0; i < d.entries.size(); ++i)
-        out += (i ? ", " : "") + d.entries[i].first.repr() + ": " + d.entries[i].second.repr();
+        out += (i ? ", " : "") + d.entries[i].first.repr(depth + 1) + ": " + d.entries[i].second.repr(depth + 1);
       return out + (is_dict() ? "}" : "}>");
     }
     case Kind::Callable: return "<function " + as_callable().name + ">";
@@ -225,7 +266,8 @@ size_t Value::length() const {
   }
 }
 
-bool equals(const Value& a, const Value& b) {
+bool equals(const Value& a, const Value& b, int depth) {
+  check_depth(depth);
   using K = Value::Kind;
   if (a.is_number() && b.is_number()) {
     if (a.is_float() || b.is_float()) return a.to_float() == b.to_float();
@@ -241,7 +283,7 @@ bool equals(const Value& a, const Value& b) {
       const auto& y = b.as_list().items;
       if (a.as_list().tuple != b.as_list().tuple || x.size() != y.size()) return false;
       for (size_t i = 0; i < x.size(); ++i)
-        if (!equals(x[i], y[i])) return false;
+        if (!equals(x[i], y[i], depth + 1)) return false;
       return true;
     }
     case K::Dict: {
@@ -249,7 +291,7 @@ bool equals(const Value& a, const Value& b) {
       if (x.size() != b.as_dict().entries.size()) return false;
       for (const auto& [k, v] : x) {
         const Value* other = b.as_dict().find(k);
-        if (!other || !equals(v, *other)) return false;
+        if (!other || !equals(v, *other, depth + 1)) return false;
       }
       return true;
     }
@@ -257,7 +299,8 @@ bool equals(const Value& a, const Value& b) {
   }
 }
 
-int compare(const Value& a, const Value& b) {
+int compare(const Value& a, const Value& b, int depth) {
+  check_depth(depth);
   if (a.is_number() && b.is_number()) {
     if (a.is_float() || b.is_float()) {
       const double x = a.to_float(), y = b.to_float();
@@ -274,7 +317,7 @@ int compare(const Value& a, const Value& b) {
     const auto& x = a.as_list().items;
     const auto& y = b.as_list().items;
     for (size_t i = 0; i < x.size() && i < y.size(); ++i)
-      if (!equals(x[i], y[i])) return compare(x[i], y[i]);
+      if (!equals(x[i], y[i], depth + 1)) return compare(x[i], y[i], depth + 1);
     return x.size() < y.size() ? -1 : x.size() > y.size() ? 1 : 0;
   }
   fault("'<' not supported between instances of '{}' and '{}'", a.type_name(), b.type_name());

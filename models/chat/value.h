@@ -32,13 +32,21 @@ struct Args {
   std::vector<std::pair<std::string, Value>> kw;
 };
 
+// Containers free their items iteratively (see release() in value.cpp), so dropping a deeply
+// nested structure a template built cannot overflow the stack.
 struct ListObj {
+  ListObj() = default;
+  ListObj(const ListObj&) = default;
+  ~ListObj();
   std::vector<Value> items;
   bool tuple = false;  // only changes how it prints: (a, b) instead of [a, b]
 };
 
 // Insertion-ordered like a Python dict; chat-template dicts are small, so lookups are linear.
 struct DictObj {
+  DictObj() = default;
+  DictObj(const DictObj&) = default;
+  ~DictObj();
   std::vector<std::pair<Value, Value>> entries;
   const Value* find(const Value& key) const;
   const Value* find(std::string_view key) const;
@@ -110,7 +118,7 @@ class Value {
 
   bool truthy() const;
   std::string str() const;   // Python str(): what {{ x }} prints
-  std::string repr() const;  // Python repr(): how items print inside a list or dict
+  std::string repr(int depth = 0) const;  // Python repr(): how items print inside a list or dict
   std::string type_name() const;  // Python's name for the type, for error messages
   // Every item an iteration yields: list items, dict keys, string characters; undefined yields
   // nothing; anything else is a Fault.
@@ -124,9 +132,13 @@ class Value {
       v_;
 };
 
-bool equals(const Value& a, const Value& b);
+// Nesting past this is refused when printing, comparing or serialising (a list that contains
+// itself would otherwise recurse forever).
+constexpr int kMaxValueDepth = 512;
+
+bool equals(const Value& a, const Value& b, int depth = 0);
 // <0, 0, >0 as Python's ordering; a Fault for types Python cannot order.
-int compare(const Value& a, const Value& b);
+int compare(const Value& a, const Value& b, int depth = 0);
 
 // json.dumps(value, ensure_ascii, indent, separators, sort_keys) as Python writes it.
 struct JsonStyle {

@@ -442,7 +442,7 @@ void Model::moe_layer(int64_t il, Scratch& s) {
       for (const ExpertPart& part : X.parts[e]) all_parts.push_back(part.unit);
     }
   provider_->prefetch(all_parts.data(), all_parts.size(), runtime::Need::Now);
-  if (streaming_) predict_experts(il, s);
+  if (streaming_ && predict_) predict_experts(il, s);
 
   s.expert_out.resize(T * K * E);
   // An expert held in parts: gate and up a row block at a time, then down a row block at a

@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake ninja-build pkg-config liburing-dev libasio-dev libtbb-dev
       libeigen3-dev libspdlog-dev libfmt-dev doctest-dev nlohmann-json3-dev libcli11-dev
-      libicu-dev libboost-dev)
+      libicu-dev libboost-dev nodejs prometheus)
+# nodejs runs the real OpenAI/Ollama client libraries in the server tests (npm packages are
+# installed at test time under build/); prometheus provides promtool, which checks /metrics.
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,6 +19,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# Debian's nodejs comes without npm (a package of its own); some nodejs builds bundle it.
+if ! command -v npm >/dev/null; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq npm >/dev/null
 fi
 
 BUILD_DIR=${STRATA_BUILD_DIR:-build}

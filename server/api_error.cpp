@@ -20,16 +20,16 @@ void bad_param(const std::string& param, const std::string& message, const std::
   throw ApiError(400, message, param, code);
 }
 
-nlohmann::json openai_error_body(const ApiError& e) {
-  nlohmann::json err = {{"message", e.message},
+json openai_error_body(const ApiError& e) {
+  json err = {{"message", e.message},
                         {"type", e.type},
-                        {"param", e.param.empty() ? nlohmann::json() : nlohmann::json(e.param)},
-                        {"code", e.code.empty() ? nlohmann::json() : nlohmann::json(e.code)}};
+                        {"param", e.param.empty() ? json() : json(e.param)},
+                        {"code", e.code.empty() ? json() : json(e.code)}};
   return {{"error", std::move(err)}};
 }
 
-nlohmann::json ollama_error_body(const ApiError& e) { return {{"error", e.message}}; }
+json ollama_error_body(const ApiError& e) { return {{"error", e.message}}; }
 
-std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 }  // namespace strata::server

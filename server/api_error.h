@@ -9,6 +9,11 @@
 
 namespace strata::server {
 
+// Request and response bodies keep their keys in the order they came in or were written:
+// tool definitions reach the chat template as the client sent them (as transformers renders
+// them), and responses list fields in OpenAI's order.
+using json = nlohmann::ordered_json;
+
 struct ApiError : std::exception {
   int status = 400;
   std::string message;
@@ -26,15 +31,15 @@ struct ApiError : std::exception {
                             const std::string& code = "invalid_value");
 
 // {"error":{"message","type","param","code"}} (param/code null when empty).
-nlohmann::json openai_error_body(const ApiError& e);
+json openai_error_body(const ApiError& e);
 // {"error":"message"}
-nlohmann::json ollama_error_body(const ApiError& e);
+json ollama_error_body(const ApiError& e);
 
 // The error type OpenAI uses for a status (400 invalid_request_error, 401 authentication_error,
 // 404 invalid_request_error, 429 rate_limit_error, 5xx server_error).
 std::string error_type_for(int status);
 
 // JSON text for the wire: invalid UTF-8 (a token split mid-character) is replaced, never thrown.
-std::string dump(const nlohmann::json& j);
+std::string dump(const json& j);
 
 }  // namespace strata::server

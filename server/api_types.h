@@ -19,7 +19,7 @@ namespace strata::server {
 
 // Renders the chat template for a context {messages, tools, add_generation_prompt, bos_token,
 // eos_token}; throws strata::Error when the template fails (a client-caused error: 400).
-using ChatRenderer = std::function<std::string(const nlohmann::json& context)>;
+using ChatRenderer = std::function<std::string(const json& context)>;
 
 struct ModelContext {
   std::string id;                  // the served alias, reported as "model"
@@ -80,8 +80,8 @@ class ResponseFormat {
   virtual std::string stream_token(const engine::TokenEvent& t) = 0;      // may be empty
   virtual std::string stream_finish(const engine::FinishEvent& f) = 0;    // the last bytes
   // Non-streamed response; throws ApiError (500) when the outcome is an engine error.
-  virtual nlohmann::json body(const Outcome& o) = 0;
-  virtual nlohmann::json error_body(const ApiError& e) const = 0;
+  virtual json body(const Outcome& o) = 0;
+  virtual json error_body(const ApiError& e) const = 0;
 };
 
 // "<prefix><24 random alphanumerics>".

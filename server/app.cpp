@@ -14,7 +14,6 @@
 
 namespace strata::server {
 
-using nlohmann::json;
 
 namespace {
 

@@ -89,7 +89,7 @@ class App {
 
  private:
   bool authorized(const HttpRequest& req) const;
-  HttpResponse json_response(int status, const nlohmann::json& body) const;
+  HttpResponse json_response(int status, const json& body) const;
   Routed route_model(const std::string& path, const HttpRequest& req, const std::shared_ptr<const LoadedModel>& m);
 
   AppOptions opts_;

@@ -7,7 +7,6 @@
 
 namespace strata::server {
 
-using nlohmann::json;
 
 namespace {
 

@@ -16,10 +16,10 @@ enum class MessageDialect { OpenAI, Ollama };
 // Validates `messages` (param "messages") and returns them as the template sees them: content a
 // string (text parts joined), "developer" mapped to "system", null content of an assistant
 // message with tool_calls made "". Throws ApiError naming the message and field at fault.
-nlohmann::json normalize_messages(const nlohmann::json* messages, MessageDialect dialect);
+json normalize_messages(const json* messages, MessageDialect dialect);
 
 // Validates `tools` (an array of {type:"function", function:{name, ...}}); null when absent.
-nlohmann::json normalize_tools(const nlohmann::json* tools);
+json normalize_tools(const json* tools);
 
 struct Prompt {
   std::vector<int32_t> tokens;
@@ -29,7 +29,7 @@ struct Prompt {
 // Renders the chat template with add_generation_prompt and the tokenizer's BOS/EOS texts, then
 // tokenizes with special tokens parsed; BOS is added when the tokenizer wants one and the
 // rendered text does not already begin with it. A template error is a 400 naming "messages".
-Prompt chat_prompt(const ModelContext& m, const nlohmann::json& messages, const nlohmann::json& tools);
+Prompt chat_prompt(const ModelContext& m, const json& messages, const json& tools);
 
 // A plain prompt: BOS as the tokenizer says, special-token texts not parsed.
 Prompt text_prompt(const ModelContext& m, const std::string& text);
@@ -39,6 +39,6 @@ void check_prompt(const ModelContext& m, const std::vector<int32_t>& tokens, con
 
 // 404 model_not_found unless `name` is absent or a name the model answers to. `ollama` picks
 // Ollama's message.
-void check_model(const ModelContext& m, const nlohmann::json& body, bool ollama);
+void check_model(const ModelContext& m, const json& body, bool ollama);
 
 }  // namespace strata::server

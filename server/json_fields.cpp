@@ -8,7 +8,6 @@
 
 namespace strata::server {
 
-using nlohmann::json;
 
 json parse_body(std::string_view text) {
   json body;

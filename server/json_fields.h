@@ -9,21 +9,23 @@
 #include <string_view>
 #include <vector>
 
+#include "server/api_error.h"
+
 namespace strata::server {
 
 // Parses a request body; 400 when it is not valid JSON (invalid UTF-8 included) or not an object.
-nlohmann::json parse_body(std::string_view text);
+json parse_body(std::string_view text);
 
 // The JSON type as error messages name it ("a string", "an integer", ...).
-std::string json_type_name(const nlohmann::json& v);
+std::string json_type_name(const json& v);
 
 class Fields {
  public:
   // `prefix` names the object in messages ("options." gives 'options.temperature').
-  Fields(const nlohmann::json& obj, std::string prefix = {}) : obj_(obj), prefix_(std::move(prefix)) {}
+  Fields(const json& obj, std::string prefix = {}) : obj_(obj), prefix_(std::move(prefix)) {}
 
   bool has(const char* key) const;  // present and not null
-  const nlohmann::json* get(const char* key) const;  // nullptr when absent or null
+  const json* get(const char* key) const;  // nullptr when absent or null
   std::string param(const char* key) const { return prefix_ + key; }
 
   std::optional<bool> boolean(const char* key) const;
@@ -33,13 +35,13 @@ class Fields {
   // A string or a list of strings (at most `max`, each non-empty).
   std::vector<std::string> string_list(const char* key, size_t max) const;
   // Present (not null) and an object / array, else 400.
-  const nlohmann::json* object(const char* key) const;
-  const nlohmann::json* array(const char* key) const;
+  const json* object(const char* key) const;
+  const json* array(const char* key) const;
 
   [[noreturn]] void wrong_type(const char* key, const char* expected) const;
 
  private:
-  const nlohmann::json& obj_;
+  const json& obj_;
   std::string prefix_;
 };
 

@@ -106,6 +106,7 @@ std::string Metrics::render(const engine::EngineStats* e, double now_s) {
   single(out, "strata_active_sequences", "gauge", "Sequences in the running batch.", e->active);
   single(out, "strata_queued_sequences", "gauge", "Requests waiting for a batch slot.", e->queued);
   single(out, "strata_engine_step_seconds_total", "counter", "Wall time inside forward steps, read waits included.", e->step_seconds);
+  single(out, "strata_engine_step_cpu_seconds_total", "counter", "Process CPU time during forward steps, all threads.", e->step_cpu_seconds);
   single(out, "strata_engine_batch_tokens_total", "counter", "Tokens through the model, summed over steps.", double(e->batch_tokens));
   single(out, "strata_kv_cache_bytes", "gauge", "KV cache allocated by running sequences.", double(e->kv_bytes));
   single(out, "strata_kv_reserved_bytes", "gauge", "KV cache the running sequences may grow to (what admission counts).", double(e->kv_reserved));

@@ -22,9 +22,9 @@ uint64_t fnv1a(const std::string& s, uint64_t seed) {
   return h;
 }
 
-nlohmann::json scalar_json(const gguf::Value& v) {
+json scalar_json(const gguf::Value& v) {
   return std::visit(
-      [](const auto& x) -> nlohmann::json {
+      [](const auto& x) -> json {
         using T = std::decay_t<decltype(x)>;
         if constexpr (std::is_same_v<T, gguf::Array>) return nullptr;
         else return x;
@@ -66,7 +66,7 @@ ModelDetails describe_model(const gguf::GGUFFile& file) {
   }
   for (auto& c : d.quantization_level) c = char(std::toupper(static_cast<unsigned char>(c)));
 
-  d.model_info = nlohmann::json::object();
+  d.model_info = json::object();
   for (const auto& [k, v] : file.metadata()) {
     if (v.type == gguf::ValueType::ARRAY) continue;
     if (k == "tokenizer.chat_template") continue;  // /api/show gives it as "template"

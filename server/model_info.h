@@ -8,6 +8,8 @@
 
 namespace strata::gguf { class GGUFFile; }
 
+#include "server/api_error.h"
+
 namespace strata::server {
 
 struct ModelDetails {
@@ -19,7 +21,7 @@ struct ModelDetails {
   uint64_t parameter_count = 0;
   std::string parameter_size;     // "46.7B", "137M"
   std::string quantization_level; // the type holding most bytes, e.g. "Q4_K"
-  nlohmann::json model_info;      // scalar metadata (tokenizer arrays left out)
+  json model_info;      // scalar metadata (tokenizer arrays left out)
 };
 
 ModelDetails describe_model(const gguf::GGUFFile& file);

@@ -13,7 +13,6 @@
 
 namespace strata::server {
 
-using nlohmann::json;
 
 namespace {
 

@@ -16,16 +16,16 @@ namespace strata::server {
 // Sampling defaults are Ollama's (temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1);
 // the seed defaults to 0 so a body always gives the same answer. A body without a prompt (or
 // with no messages) only "loads" the model: load_only is set and nothing is generated.
-PreparedRequest prepare_generate(const nlohmann::json& body, const ModelContext& m);
-PreparedRequest prepare_ollama_chat(const nlohmann::json& body, const ModelContext& m);
+PreparedRequest prepare_generate(const json& body, const ModelContext& m);
+PreparedRequest prepare_ollama_chat(const json& body, const ModelContext& m);
 
 // Non-streamed body (also the answer for load_only).
-nlohmann::json ollama_response(const PreparedRequest& p, const Outcome& o);
+json ollama_response(const PreparedRequest& p, const Outcome& o);
 
-nlohmann::json ollama_tags(const ModelContext& m, const ModelDetails& d);
-nlohmann::json ollama_show(const nlohmann::json& body, const ModelContext& m, const ModelDetails& d);
-nlohmann::json ollama_ps(const ModelContext& m, const ModelDetails& d);
-nlohmann::json ollama_version();
+json ollama_tags(const ModelContext& m, const ModelDetails& d);
+json ollama_show(const json& body, const ModelContext& m, const ModelDetails& d);
+json ollama_ps(const ModelContext& m, const ModelDetails& d);
+json ollama_version();
 
 // RFC 3339 UTC with nanoseconds, as Ollama writes created_at ("2024-05-01T12:00:00.123456789Z").
 std::string rfc3339_now();

@@ -12,7 +12,6 @@
 
 namespace strata::server {
 
-using nlohmann::json;
 
 namespace {
 

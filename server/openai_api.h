@@ -12,20 +12,20 @@
 namespace strata::server {
 
 // /v1/chat/completions. Throws ApiError (400 naming the param, 404 for an unknown model).
-PreparedRequest prepare_chat(const nlohmann::json& body, const ModelContext& m);
+PreparedRequest prepare_chat(const json& body, const ModelContext& m);
 // /v1/completions (max_tokens defaults to 16, as OpenAI's).
-PreparedRequest prepare_completion(const nlohmann::json& body, const ModelContext& m);
+PreparedRequest prepare_completion(const json& body, const ModelContext& m);
 
 // Non-streamed bodies ("chat.completion" / "text_completion"); ApiError 500 for an engine error.
-nlohmann::json chat_response(const PreparedRequest& p, const Outcome& o, const ModelContext& m);
-nlohmann::json completion_response(const PreparedRequest& p, const Outcome& o, const ModelContext& m);
+json chat_response(const PreparedRequest& p, const Outcome& o, const ModelContext& m);
+json completion_response(const PreparedRequest& p, const Outcome& o, const ModelContext& m);
 
 // /v1/models and /v1/models/{id}.
-nlohmann::json models_list(const ModelContext& m);
-nlohmann::json model_object(const ModelContext& m);
+json models_list(const ModelContext& m);
+json model_object(const ModelContext& m);
 
 // One server-sent event: "data: <json>\n\n".
-std::string sse(const nlohmann::json& j);
+std::string sse(const json& j);
 inline constexpr const char* kSseDone = "data: [DONE]\n\n";
 
 // Streams chat.completion.chunk or text_completion chunks (see ResponseFormat).

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -43,7 +44,20 @@ struct ServeArgs {
   double idle_timeout = 60;
   int max_connections = 256;
   double shutdown_grace = 5;
+  bool predict_experts = false;
 };
+
+// Without --kv-budget: room for every batch slot to use its whole context, but never more than
+// a quarter of physical memory, so a full batch of long sequences waits instead of running the
+// machine out of memory.
+uint64_t default_kv_budget(const models::Model& m, int max_batch, int64_t n_ctx) {
+  const auto& hp = m.hparams();
+  const uint64_t per_pos = static_cast<uint64_t>(hp.n_layer) * static_cast<uint64_t>(hp.k_dim() + hp.v_dim()) * 4;
+  const uint64_t want = per_pos * static_cast<uint64_t>(n_ctx) * static_cast<uint64_t>(max_batch);
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  const uint64_t cap = pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 4 : want;
+  return std::max<uint64_t>(per_pos * static_cast<uint64_t>(n_ctx), std::min(want, cap));
+}
 
 std::string trim(std::string s) {
   const auto b = s.find_first_not_of(" \t\r\n");
@@ -124,6 +138,9 @@ int serve(const ServeArgs& a) {
   model = models::Model::load(a.model, load);
   std::string template_source;
   const chat::ChatTemplate tmpl = pick_template(a, *model, template_source);
+  model->set_expert_prediction(a.predict_experts);
+  if (eo.n_ctx <= 0) eo.n_ctx = model->hparams().n_ctx_train > 0 ? model->hparams().n_ctx_train : 2048;
+  if (a.kv_budget.empty()) eo.kv_budget = default_kv_budget(*model, eo.max_batch, eo.n_ctx);
   eng = std::make_unique<engine::Engine>(*model, eo);
 
   auto loaded = std::make_shared<server::LoadedModel>();
@@ -134,7 +151,7 @@ int serve(const ServeArgs& a) {
   ctx.id = a.alias.empty() ? stem : a.alias;
   ctx.names = {stem, path.filename().string(), a.model};
   ctx.tokenizer = &model->tokenizer();
-  ctx.render_chat = [tmpl](const nlohmann::json& c) { return tmpl.render(c); };
+  ctx.render_chat = [tmpl](const server::json& c) { return tmpl.render(c); };
   ctx.chat_template_source = template_source;
   ctx.n_ctx = eng->options().n_ctx;
   loaded->details = server::describe_model(model->file());
@@ -144,8 +161,9 @@ int serve(const ServeArgs& a) {
   loaded->engine.cancel = [e](engine::RequestId id) { e->cancel(id); };
   loaded->engine.stats = [e] { return e->stats(); };
   app.set_model(loaded);
-  server::server_log()->info("model {} loaded in {:.1f} s as '{}' (context {} tokens)", a.model,
-                             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), ctx.id, ctx.n_ctx);
+  server::server_log()->info("model {} loaded in {:.1f} s as '{}' (context {} tokens, KV budget {:.1f} MiB)", a.model,
+                             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), ctx.id, ctx.n_ctx,
+                             double(eo.kv_budget) / (1 << 20));
 
   http.wait_for_stop();
   return 0;  // Shutdown's destructor stops accepting, drains the engine, then the server
@@ -164,7 +182,10 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   auto* key_file = c->add_option("--api-key-file", a->api_key_file, "Read the API key from this file");
   key->excludes(key_file);
   c->add_option("--max-batch", a->max_batch, "Sequences in the running batch")->check(CLI::Range(1, 4096));
-  c->add_option("--kv-budget", a->kv_budget, "KV cache budget across sequences (e.g. 2G; default: no limit)");
+  c->add_option("--kv-budget", a->kv_budget,
+                "KV cache budget across sequences (e.g. 2G; default: every slot's full context, at most a quarter of RAM)");
+  c->add_flag("--predict-experts", a->predict_experts,
+              "Read the next layer's predicted experts ahead (streaming; off: mispredictions cost reads)");
   c->add_option("-c,--ctx", a->ctx, "Context per sequence (default: the model's trained length)")->check(CLI::NonNegativeNumber);
   c->add_option("--alias", a->alias, "Model name reported to clients (default: the file name without .gguf)");
   c->add_option("--chat-template", a->chat_template, "Jinja chat template file (default: the model's, else ChatML)");

@@ -54,6 +54,7 @@ struct Engine::Impl {
     snapshot.kv_budget = sched.options().kv_budget;
     snapshot.steps = sched.steps();
     snapshot.step_seconds = sched.step_seconds();
+    snapshot.step_cpu_seconds = sched.step_cpu_seconds();
     snapshot.batch_tokens = sched.batch_tokens();
     snapshot.prompt_tokens = sched.prompt_tokens();
     snapshot.generated_tokens = sched.generated_tokens();

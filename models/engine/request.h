@@ -78,6 +78,7 @@ struct EngineStats {
   uint64_t kv_budget = 0;
   uint64_t steps = 0;
   double step_seconds = 0;         // wall time inside forward passes (reads waited on included)
+  double step_cpu_seconds = 0;     // process CPU time over the same spans (all threads)
   uint64_t batch_tokens = 0;       // tokens through the model, summed over steps
   uint64_t prompt_tokens = 0, generated_tokens = 0;
   uint64_t requests_finished = 0, requests_cancelled = 0, requests_rejected = 0;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <exception>
 
 #include "models/generate.h"
@@ -14,6 +15,14 @@
 #include "storage/error.h"
 
 namespace strata::engine {
+
+namespace {
+double cpu_s() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+}  // namespace
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -241,7 +250,7 @@ void Scheduler::step() {
     }
     owners.push_back(&s);
   }
-  const double t0 = now_s();
+  const double t0 = now_s(), c0 = cpu_s();
   try {
     model_.forward(items, out_);
   } catch (const std::exception& e) {
@@ -254,6 +263,7 @@ void Scheduler::step() {
   }
   ++steps_;
   step_seconds_ += now_s() - t0;
+  step_cpu_seconds_ += cpu_s() - c0;
   for (const auto& it : items) batch_tokens_ += it.tokens.size();
   for (size_t i = 0; i < owners.size(); ++i) {
     Sequence& s = *owners[i];

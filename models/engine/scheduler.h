@@ -41,6 +41,7 @@ class Scheduler {
   uint64_t kv_allocated() const;
   uint64_t steps() const { return steps_; }
   double step_seconds() const { return step_seconds_; }
+  double step_cpu_seconds() const { return step_cpu_seconds_; }
   uint64_t batch_tokens() const { return batch_tokens_; }
   uint64_t prompt_tokens() const { return prompt_tokens_; }
   uint64_t generated_tokens() const { return generated_tokens_; }
@@ -59,7 +60,7 @@ class Scheduler {
   uint64_t kv_bytes_per_pos_;
   std::vector<std::unique_ptr<Sequence>> seqs_;  // admission order: prefill budget goes first-come
   uint64_t kv_reserved_ = 0;
-  double step_seconds_ = 0;
+  double step_seconds_ = 0, step_cpu_seconds_ = 0;
   uint64_t batch_tokens_ = 0;
   uint64_t steps_ = 0, prompt_tokens_ = 0, generated_tokens_ = 0, finished_ = 0, cancelled_ = 0;
   models::ForwardOutput out_;

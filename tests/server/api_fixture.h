@@ -34,7 +34,7 @@ inline std::unique_ptr<tok::Tokenizer> tiny_tokenizer() {
 struct ApiFixture {
   std::unique_ptr<tok::Tokenizer> tk = tiny_tokenizer();
   server::ModelContext m;
-  nlohmann::json last_context;  // what the renderer last saw
+  server::json last_context;  // what the renderer last saw
   ApiFixture() {
     m.id = "tiny";
     m.names = {"tiny.gguf"};
@@ -42,7 +42,7 @@ struct ApiFixture {
     m.n_ctx = 256;
     m.created = 1700000000;
     m.chat_template_source = "{{ messages }}";
-    m.render_chat = [this](const nlohmann::json& ctx) {
+    m.render_chat = [this](const server::json& ctx) {
       last_context = ctx;
       std::string s;
       for (const auto& msg : ctx["messages"]) {

@@ -10,7 +10,7 @@
 
 using namespace strata;
 using namespace strata::server;
-using nlohmann::json;
+using server::json;
 
 namespace {
 

@@ -11,7 +11,7 @@
 
 using namespace strata;
 using namespace strata::server;
-using nlohmann::json;
+using server::json;
 
 namespace {
 

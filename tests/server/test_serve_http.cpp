@@ -36,7 +36,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
-using nlohmann::json;
+using json = nlohmann::json;
 
 namespace {
 

@@ -12,6 +12,7 @@
 # Usage: scripts/bench-serve.sh [OUT_DIR]
 #   MODELS="8 64" (8: the 11.1 GB 8-expert top-2 reference; 64: a 64-expert top-4 one)
 #   CLIENTS="1 2 4 8 16"  BUDGET=4G  TOKENS=16 (per request)  REQS=2 (per client)  THREADS=2
+#   WORDS=8 (prompt length in words)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
@@ -23,6 +24,7 @@ BUDGET=${BUDGET:-4G}
 TOKENS=${TOKENS:-16}
 REQS=${REQS:-2}
 THREADS=${THREADS:-2}
+WORDS=${WORDS:-8}
 
 model_path() {
   case $1 in
@@ -73,7 +75,7 @@ for e in $MODELS; do
     [ -n "$url" ] || { echo "bench-serve: the server did not start (see $log)" >&2; exit 1; }
     until node -e "fetch('$url/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"; do sleep 0.5; done
     echo "bench-serve: $e experts, $c clients, read speed $gbps GB/s" >&2
-    res=$(READ_GBPS=$gbps THREADS=$THREADS node scripts/lib/serve-load.mjs "$url" "$c" "$REQS" "$TOKENS")
+    res=$(READ_GBPS=$gbps THREADS=$THREADS node scripts/lib/serve-load.mjs "$url" "$c" "$REQS" "$TOKENS" "$WORDS")
     kill -TERM "$SERVE_PID"; wait "$SERVE_PID" || true
     trap - EXIT
     rows+=("$(node -e "const r=JSON.parse(process.argv[1]); r.model='$path'; r.experts=$e; r.budget='$BUDGET'; r.threads=$THREADS; console.log(JSON.stringify(r))" "$res")")

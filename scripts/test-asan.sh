@@ -9,7 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
 B=${STRATA_ASAN_BUILD_DIR:-build-asan}
-[ -f "$B/build.ninja" ] || cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_ASAN=ON >/dev/null
+# -O1 -g1: the sanitizers need no more, and the Beast/Asio server code compiles twice as fast
+# as at -O2 -g (3m20s -> 1m44s for http_server.cpp alone on this machine).
+[ -f "$B/build.ninja" ] || cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DSTRATA_ASAN=ON >/dev/null
 suites=(storage_fault_injection runtime_streaming models_engine server_openai_api server_ollama_api server_serve_http)
 ninja -C "$B" strata "${suites[@]/#/tests/test_}"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1

@@ -324,3 +324,20 @@ TEST_CASE("models list") {
   CHECK(l["data"][0]["id"] == "tiny");
   CHECK(l["data"][0]["object"] == "model");
 }
+
+TEST_CASE("tool definitions reach the chat template in the client's key order") {
+  test::ApiFixture f;
+  // Keys deliberately out of alphabetical order: a sorting JSON type would reorder them, and
+  // the template's tojson would then print a prompt transformers never produces.
+  const std::string body = R"({"messages":[{"role":"user","content":"hi"}],
+    "tools":[{"type":"function","function":{"name":"get_weather","description":"d",
+      "parameters":{"type":"object","required":["city"],"properties":{"unit":{"type":"string"},"city":{"type":"string"}}}}}]})";
+  PreparedRequest p = prepare_chat(parse_body(body), f.m);
+  const server::json& fn = f.last_context["tools"][0]["function"];
+  std::vector<std::string> keys, props;
+  for (const auto& [k, v] : fn.items()) keys.push_back(k);
+  for (const auto& [k, v] : fn["parameters"]["properties"].items()) props.push_back(k);
+  CHECK(keys == std::vector<std::string>{"name", "description", "parameters"});
+  CHECK(props == std::vector<std::string>{"unit", "city"});
+  CHECK(fn["parameters"].dump() == R"({"type":"object","required":["city"],"properties":{"unit":{"type":"string"},"city":{"type":"string"}}})");
+}

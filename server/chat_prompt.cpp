@@ -174,6 +174,12 @@ void check_prompt(const ModelContext& m, const std::vector<int32_t>& tokens, con
                    param, "context_length_exceeded");
 }
 
+void use_prompt(PreparedRequest& p, Prompt pr, const ModelContext& m, const std::string& param) {
+  check_prompt(m, pr.tokens, param);
+  p.request.prompt = std::move(pr.tokens);
+  p.prompt_text = std::move(pr.text);
+}
+
 void check_model(const ModelContext& m, const json& body, bool ollama) {
   const auto name = Fields(body).string("model");
   if (!name || m.accepts(*name)) return;

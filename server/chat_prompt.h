@@ -37,6 +37,9 @@ Prompt text_prompt(const ModelContext& m, const std::string& text);
 // 400 (context_length_exceeded) when the prompt leaves no room to generate; 400 when empty.
 void check_prompt(const ModelContext& m, const std::vector<int32_t>& tokens, const std::string& param);
 
+// check_prompt, then the prompt becomes the request's (tokens for the engine, text for logs).
+void use_prompt(PreparedRequest& p, Prompt pr, const ModelContext& m, const std::string& param);
+
 // 404 model_not_found unless `name` is absent or a name the model answers to. `ollama` picks
 // Ollama's message.
 void check_model(const ModelContext& m, const json& body, bool ollama);

@@ -133,9 +133,7 @@ PreparedRequest prepare_generate(const json& body, const ModelContext& m) {
     messages.push_back({{"role", "user"}, {"content", *prompt}});
     pr = chat_prompt(m, messages, nullptr);
   }
-  check_prompt(m, pr.tokens, "prompt");
-  p.request.prompt = std::move(pr.tokens);
-  p.prompt_text = std::move(pr.text);
+  use_prompt(p, std::move(pr), m, "prompt");
   return p;
 }
 
@@ -154,9 +152,7 @@ PreparedRequest prepare_ollama_chat(const json& body, const ModelContext& m) {
   const json messages = normalize_messages(msgs, MessageDialect::Ollama);
   const json tools = normalize_tools(f.get("tools"));
   Prompt pr = chat_prompt(m, messages, tools);
-  check_prompt(m, pr.tokens, "messages");
-  p.request.prompt = std::move(pr.tokens);
-  p.prompt_text = std::move(pr.text);
+  use_prompt(p, std::move(pr), m, "messages");
   return p;
 }
 

@@ -138,9 +138,7 @@ PreparedRequest prepare_chat(const json& body, const ModelContext& m) {
   p.request.top_logprobs = p.logprobs ? int(top.value_or(0)) : -1;
 
   Prompt pr = chat_prompt(m, messages, tools);
-  check_prompt(m, pr.tokens, "messages");
-  p.request.prompt = std::move(pr.tokens);
-  p.prompt_text = std::move(pr.text);
+  use_prompt(p, std::move(pr), m, "messages");
   finish_prepare(p, m, "chatcmpl-");
   return p;
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Compute benchmark (not a test): prompt (64) and generation (32) tokens/s, 2 threads, median of
-# 5, llama-bench field names. Models: the small stories260K-w256-q4_0 and MoE q4_k_m from
-# ../shared/models (per-token overhead), and a synthetic Mixtral-style Q4_0 model of ~11.1 GB
-# (kernel speed; it must fit in RAM: it is read fully before timing).
+# 5, as llama-bench's JSON rows (build_commit, model_type, avg_ts, samples_ts, ...) plus our
+# median_ts. Models: the small stories260K-w256-q4_0 and MoE q4_k_m from ../shared/models
+# (per-token overhead), and a synthetic Mixtral-style Q4_0 model of ~11.1 GB (kernel speed; it
+# must fit in RAM: it is read fully before timing).
 # Usage: scripts/bench-compute.sh [OUT.json]   (SKIP_BIG=1 skips the 11 GB model)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,7 @@ fi
 i=0
 for m in "${models[@]}"; do
   echo "bench: $m" >&2
-  build/strata bench -m "$m" -p 64 -n 32 -r 5 -t "$THREADS" --json > "$tmp/$i.json"
+  build/strata bench -m "$m" -p 64 -n 32 -r 5 -t "$THREADS" -o json > "$tmp/$i.json"
   i=$((i + 1))
 done
 python3 - "$tmp" "$OUT" <<'PY'
@@ -41,6 +42,6 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.json")), key=lambda p: in
 json.dump(rows, open(sys.argv[2], "w"), indent=1)
 for r in rows:
     kind = f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
-    print(f"{os.path.basename(r['model_filename']):45s} {kind:6s} median {r['median_ts']:10.2f} tok/s  avg {r['avg_ts']:10.2f} ± {r['stddev_ts']:.2f}")
+    print(f"{os.path.basename(r['model_filename']):40s} {r['model_type']:24s} {kind:6s} median {r['median_ts']:10.2f} tok/s  avg {r['avg_ts']:10.2f} ± {r['stddev_ts']:.2f}")
 PY
 echo "bench: wrote $OUT" >&2

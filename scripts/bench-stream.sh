@@ -2,7 +2,8 @@
 # Streaming benchmark (not a test): decode tokens/s of the reference synthetic Mixtral-style Q4_0
 # model (dim 2048, 24 layers, 8 experts, 2 used, expert ffn 16384: ~11.1 GB, 2.93 GB touched per
 # token) against the memory budget, for each read backend, with the disk's raw sequential speed
-# measured in the same run. Writes one JSON array and a PNG plot (gnuplot).
+# measured in the same run. Each `strata bench` prints llama-bench's array of rows (one tg row
+# here, carrying the streaming figures); this gathers them into stream.json and a PNG plot (gnuplot).
 #
 # uring and pread run with --memory-budget B. mmap is the page-cache baseline: it runs inside a
 # memory cgroup (v1 or v2, where this machine lets root make one) limited to B, with half of B
@@ -10,7 +11,7 @@
 # runs unconfined and the JSON says so ("cgroup": false).
 #
 # Usage: scripts/bench-stream.sh [OUT_DIR]
-#   BUDGETS="0.5 1 2 4 8" (GiB)  BACKENDS="uring pread mmap"  N=32 (tokens)  THREADS=2
+#   BUDGETS="0.5 1 2 4 8" (GiB)  BACKENDS="uring pread mmap"  N=32 (tokens)  THREADS=2  REPS=1
 #   RESIDENT=1 also runs the all-resident point (needs RAM for the whole model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,8 @@ BUDGETS=${BUDGETS:-"0.5 1 2 4 8"}
 BACKENDS=${BACKENDS:-"uring pread mmap"}
 N=${N:-32}
 THREADS=${THREADS:-2}
+# One timed run per point: at the small budgets a run of 32 tokens takes tens of seconds.
+REPS=${REPS:-1}
 RESIDENT=${RESIDENT:-1}
 MODEL=${MODEL:-build/bench/mixtral-2048x24-e8-q4_0.gguf}
 if [ ! -f "$MODEL" ]; then
@@ -60,33 +63,37 @@ for io in $BACKENDS; do
     f="$OUT/$io-$gib.json"
     if [ "$io" = mmap ]; then
       half=$((bytes / 2))
-      if run_in_cgroup "$bytes" build/strata bench -m "$MODEL" --memory-budget "$half" --io mmap -n "$N" -t "$THREADS" --json > "$f"; then
+      if run_in_cgroup "$bytes" build/strata bench -m "$MODEL" --memory-budget "$half" --io mmap -n "$N" -r "$REPS" -t "$THREADS" -o json > "$f"; then
         python3 - "$f" "$bytes" "$(cat "$OUT/.confined")" <<'PY'
 import json, sys
-j = json.load(open(sys.argv[1])); j["memory_budget"] = int(sys.argv[2]); j["cgroup"] = sys.argv[3] == "1"
-json.dump(j, open(sys.argv[1], "w"), indent=1)
+rows = json.load(open(sys.argv[1]))
+for r in rows:
+    r["memory_budget"] = int(sys.argv[2]); r["cgroup"] = sys.argv[3] == "1"
+json.dump(rows, open(sys.argv[1], "w"), indent=1)
 PY
       else
-        echo "{\"io\": \"mmap\", \"memory_budget\": $bytes, \"failed\": true}" > "$f"
+        echo "[{\"io\": \"mmap\", \"memory_budget\": $bytes, \"failed\": true}]" > "$f"
       fi
     else
-      build/strata bench -m "$MODEL" --memory-budget "$bytes" --io "$io" -n "$N" -t "$THREADS" --json > "$f" ||
-        echo "{\"io\": \"$io\", \"memory_budget\": $bytes, \"failed\": true}" > "$f"
+      build/strata bench -m "$MODEL" --memory-budget "$bytes" --io "$io" -n "$N" -r "$REPS" -t "$THREADS" -o json > "$f" ||
+        echo "[{\"io\": \"$io\", \"memory_budget\": $bytes, \"failed\": true}]" > "$f"
     fi
     rows+=("$f")
   done
 done
 if [ "$RESIDENT" = 1 ]; then
   echo "bench-stream: all resident" >&2
-  build/strata bench -m "$MODEL" -p 0 -n "$N" -r 1 -t "$THREADS" --json > "$OUT/resident.json"
+  build/strata bench -m "$MODEL" -p 0 -n "$N" -r 1 -t "$THREADS" -o json > "$OUT/resident.json"
 fi
 
 python3 - "$OUT" "${rows[@]}" <<'PY'
 import json, sys, os
 out = sys.argv[1]
-rows = [json.load(open(f)) for f in sys.argv[2:]]
+# Each file holds an array of rows (llama-bench's form); a streamed run's tg rows carry io,
+# memory_budget and the streaming figures.
+rows = [r for f in sys.argv[2:] for r in json.load(open(f))]
 res = os.path.join(out, "resident.json")
-resident = json.load(open(res))[0]["avg_ts"] if os.path.exists(res) else None
+resident = next(r["avg_ts"] for r in json.load(open(res)) if r["n_gen"] > 0) if os.path.exists(res) else None
 json.dump({"runs": rows, "resident_tokens_per_s": resident}, open(os.path.join(out, "stream.json"), "w"), indent=1)
 with open(os.path.join(out, "stream.dat"), "w") as d:
     for io in sorted({r["io"] for r in rows}):

@@ -1,73 +1,128 @@
 #include "tools/bench_stream.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <chrono>
-#include <cstdio>
-#include <iostream>
 #include <random>
 
 #include "models/model.h"
+#include "storage/error.h"
 #include "storage/sequential_read.h"
 #include "tools/common.h"
+#include "tools/progress.h"
+#include "tools/units.h"
 
 namespace strata::tools {
+namespace {
 
-int run_stream_bench(const StreamBenchArgs& a) {
-  auto tc = limit_threads(a.threads);
-  // The raw speed first: O_DIRECT leaves nothing in the page cache for the run to profit from.
-  storage::SequentialReadResult raw;
-  if (a.raw) raw = storage::measure_sequential_read(a.model, a.streaming.io == "mmap" ? "uring" : a.streaming.io);
-
-  auto model = models::Model::load(a.model, load_options(a.streaming));
-  const auto& hp = model->hparams();
-  std::mt19937 rng(42);
-  std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(hp.n_vocab - 1));
-  const int B = std::max(1, a.batch);
+// B sequences, each with its own cache, stepped one token at a time in one batch.
+struct DecodeBatch {
   std::vector<models::KVCache> kv;
-  std::vector<int32_t> tok(static_cast<size_t>(B));
-  for (int b = 0; b < B; ++b) {
-    kv.push_back(model->new_cache(a.n_gen + 2));
-    tok[b] = dist(rng);
+  std::vector<int32_t> tok;
+  DecodeBatch(const models::Model& model, int B, int max_ctx, std::mt19937& rng) {
+    std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(model.hparams().n_vocab - 1));
+    for (int b = 0; b < B; ++b) {
+      kv.push_back(model.new_cache(max_ctx));
+      tok.push_back(dist(rng));
+    }
   }
-  models::ForwardOutput out;
-  auto step = [&] {
+  void step(models::Model& model, models::ForwardOutput& out) {
     std::vector<models::BatchItem> items;
-    for (int b = 0; b < B; ++b) items.push_back({&kv[b], std::span<const int32_t>(&tok[b], 1), false});
-    model->forward(items, out);
-    for (int b = 0; b < B; ++b)
+    for (size_t b = 0; b < kv.size(); ++b) items.push_back({&kv[b], std::span<const int32_t>(&tok[b], 1), false});
+    model.forward(items, out);
+    for (size_t b = 0; b < kv.size(); ++b)
       tok[b] = static_cast<int32_t>(std::max_element(out.row(b), out.row(b) + out.n_vocab) - out.row(b));
-  };
-  step();  // the first token of each sequence: untimed (it fills the pinned units' neighbours)
-
-  StreamSummary sum;
-  sum.before = model->provider().stats();
-  const models::RoutingStats r0 = model->routing_stats();
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < a.n_gen; ++i) step();
-  sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  sum.after = model->provider().stats();
-  sum.routing = model->routing_stats().since(r0);
-  sum.tokens = static_cast<int64_t>(a.n_gen) * B;
-  sum.peak_rss = peak_rss_bytes();
-  for (const auto& c : kv) sum.kv_cache_bytes += c.bytes();
-
-  nlohmann::json j = sum.to_json();
-  const double floor = raw.gbps() > 0 ? sum.bytes_per_token() / (raw.gbps() * 1e9) : 0;
-  j["model_filename"] = a.model;
-  j["n_gen"] = a.n_gen;
-  j["batch"] = B;
-  j["n_threads"] = static_cast<int>(tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism));
-  j["raw_gbps"] = raw.gbps();
-  j["raw_bytes"] = raw.bytes;
-  j["floor_s_per_token"] = floor;
-  j["ratio_to_floor"] = floor > 0 ? sum.tokens_per_s() * floor : 0;
-  if (a.json) {
-    std::cout << j.dump(1) << "\n";
-  } else {
-    std::printf("%s\n", sum.line().c_str());
-    std::printf("raw sequential read %.2f GB/s -> floor %.3f s/token; achieved %.3f of the floor's speed\n", raw.gbps(),
-                floor, j["ratio_to_floor"].get<double>());
   }
-  return 0;
+  uint64_t kv_bytes() const {
+    uint64_t n = 0;
+    for (const auto& c : kv) n += c.bytes();
+    return n;
+  }
+};
+
+struct DecodeTest {
+  int batch, n_gen, reps, n_threads;
+};
+
+BenchRow decode_test(models::Model& model, const BenchModel& info, const DecodeTest& t,
+                     const storage::SequentialReadResult& raw, Progress& bar) {
+  BenchRow row = bench_row(info, t.batch, t.n_threads, 0, t.n_gen);
+  std::mt19937 rng(42);
+  models::ForwardOutput out;
+  {
+    // Untimed: the first step after a change of batch or threads pays for filling the pool
+    // around the pinned units; llama-bench also warms up before each test.
+    DecodeBatch warm(model, t.batch, 2, rng);
+    warm.step(model, out);
+  }
+
+  // The repetitions run back to back with nothing read between them, so the provider's
+  // counters across the whole span are the timed steps' own.
+  StreamSummary sum;
+  sum.before = model.provider().stats();
+  const models::RoutingStats r0 = model.routing_stats();
+  std::vector<uint64_t> samples_ns;
+  for (int r = 0; r < t.reps; ++r) {
+    DecodeBatch d(model, t.batch, t.n_gen + 1, rng);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < t.n_gen; ++i) d.step(model, out);
+    const auto dt = std::chrono::steady_clock::now() - t0;
+    samples_ns.push_back(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(dt).count()));
+    sum.kv_cache_bytes = d.kv_bytes();
+    bar.add(1);
+  }
+  sum.after = model.provider().stats();
+  sum.routing = model.routing_stats().since(r0);
+  for (uint64_t ns : samples_ns) sum.seconds += double(ns) / 1e9;
+  sum.tokens = static_cast<int64_t>(t.n_gen) * t.batch * t.reps;
+  sum.peak_rss = peak_rss_bytes();
+
+  add_timing(row, static_cast<int64_t>(t.n_gen) * t.batch, samples_ns);
+  const nlohmann::json streaming = sum.to_json();
+  for (const auto& [k, v] : streaming.items()) row[k] = v;
+  // The floor: the time to read one token's bytes at the disk's own sequential speed.
+  const double floor = raw.gbps() > 0 ? sum.bytes_per_token() / (raw.gbps() * 1e9) : 0;
+  row["raw_gbps"] = raw.gbps();
+  row["raw_bytes"] = raw.bytes;
+  row["floor_s_per_token"] = floor;
+  row["ratio_to_floor"] = floor > 0 ? sum.tokens_per_s() * floor : 0;
+  return row;
+}
+
+}  // namespace
+
+BenchReport run_stream_bench(const StreamBenchArgs& a) {
+  check_streaming_flags(a.streaming);
+  const int n_tests = static_cast<int>(std::count_if(a.n_gen.begin(), a.n_gen.end(), [](int n) { return n > 0; }));
+  if (n_tests == 0) fail("-n/--n-gen: the streamed bench measures decode; give at least one count above 0");
+
+  // The raw speed first: O_DIRECT leaves nothing in the page cache for the run to profit from.
+  const std::string raw_io = a.streaming.io == "mmap" ? "uring" : a.streaming.io;
+  storage::SequentialReadResult raw;
+  if (a.raw) raw = storage::measure_sequential_read(a.model, raw_io);
+
+  auto model = load_model(a.model, a.streaming);
+  const BenchModel info = describe_bench_model(a.model, model->file());
+  const uint64_t runs = uint64_t(n_tests) * a.threads.size() * a.batch.size() * uint64_t(a.reps);
+  Progress bar("bench", runs, Progress::Unit::Items, "runs");
+  BenchReport report;
+  for (int threads : a.threads) {
+    // One limit at a time: oneTBB applies the smallest of those alive.
+    auto tc = limit_threads(threads);
+    const int n_threads =
+        static_cast<int>(tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism));
+    for (int batch : a.batch)
+      for (int n : a.n_gen)
+        if (n > 0) report.rows.push_back(decode_test(*model, info, {batch, n, a.reps, n_threads}, raw, bar));
+  }
+  bar.finish();
+  if (a.raw)
+    report.notes.push_back(fmt::format(
+        "raw sequential read (O_DIRECT, {}): {} of the file at {}; floor ratio = achieved speed / (raw speed / bytes "
+        "read per token)",
+        raw_io, format_bytes(double(raw.bytes)), format_rate(raw.gbps() * 1e9)));
+  return report;
 }
 
 }  // namespace strata::tools

@@ -1,5 +1,5 @@
 // AVX-512 float dot products (conversions stay on the AVX2 overlay: they are not hot).
-#include <immintrin.h>
+#include "compute/avx512_intrinsics.h"
 
 #include "compute/kernels_float.h"
 

@@ -4,11 +4,7 @@
 // 32-byte loads (Q4_K, Q5_K: the low nibbles of 64 bytes are elements 0-31 and 64-95).
 // Per-run scales are picked by vpermw; per-run bit positions by variable 16-bit shifts.
 
-// GCC 12's AVX-512 headers build masked intrinsics on self-initialised "undefined" vectors,
-// which -Wuninitialized reports at every inlined use; the warnings say nothing about this file.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "compute/avx512_intrinsics.h"
 
 #include <algorithm>
 #include <cassert>

@@ -35,11 +35,14 @@ GenerateResult generate(Model& model, std::string_view prompt, const GenerateOpt
   const tok::Tokenizer& tk = model.tokenizer();
   r.prompt_ids = tk.encode(prompt, /*add_special=*/true);
   if (r.prompt_ids.empty()) fail("the prompt is empty and the model adds no BOS token: nothing to evaluate");
-  if (opts.n_predict < 0) fail("-n must be >= 0 (got {})", opts.n_predict);
-  const int64_t n_ctx = opts.n_ctx > 0 ? opts.n_ctx
-                                       : static_cast<int64_t>(r.prompt_ids.size()) + opts.n_predict + 1;
-  if (static_cast<int64_t>(r.prompt_ids.size()) > n_ctx)
-    fail("the prompt has {} tokens, more than the context size {}", r.prompt_ids.size(), n_ctx);
+  if (opts.n_predict < -1) fail("--n-predict must be >= -1 (got {})", opts.n_predict);
+  const int64_t trained = model.hparams().n_ctx_train;
+  const int64_t n_ctx = opts.n_ctx > 0 ? opts.n_ctx : trained > 0 ? trained : 2048;
+  r.n_ctx = n_ctx;
+  if (static_cast<int64_t>(r.prompt_ids.size()) >= n_ctx)
+    fail("the prompt has {} tokens but the context holds {}{}: shorten the prompt{}", r.prompt_ids.size(), n_ctx,
+         opts.n_ctx > 0 ? "" : " (the model's trained length)",
+         opts.n_ctx > 0 ? " or raise --ctx-size" : " (--ctx-size can go beyond it, at the cost of garbage output)");
   r.stats.prompt_tokens = static_cast<int64_t>(r.prompt_ids.size());
   if (opts.n_predict == 0) return r;
 
@@ -53,6 +56,7 @@ GenerateResult generate(Model& model, std::string_view prompt, const GenerateOpt
   req.max_tokens = opts.n_predict;
   req.sampling = opts.sampling;
   req.stop = opts.stop;
+  req.ignore_eos = opts.ignore_eos;
   req.raw_top_logits = 10;
   req.special_text = true;  // `run` prints every token's text, as it always has
   if (std::string why = sched.check(req); !why.empty()) fail("{}", why);
@@ -84,6 +88,7 @@ GenerateResult generate(Model& model, std::string_view prompt, const GenerateOpt
     r.stats.kv_cache_bytes = std::max(r.stats.kv_cache_bytes, sched.kv_allocated());
   }
   if (fin.reason == engine::FinishReason::Error) fail("{}", fin.error);
+  r.context_full = fin.context_full;
   r.stats.gen_s = fin.t_end - t0 - r.stats.prompt_s;
   r.decode_end = model.provider().stats();
   r.decode_routing = model.routing_stats().since(routing0);
@@ -91,11 +96,12 @@ GenerateResult generate(Model& model, std::string_view prompt, const GenerateOpt
   return r;
 }
 
-PerplexityResult perplexity(Model& model, std::string_view text, int64_t n_ctx, int batch) {
+PerplexityResult perplexity(Model& model, std::string_view text, int64_t n_ctx, int batch,
+                            const std::function<void(int64_t, int64_t, double)>& on_chunk) {
   PerplexityResult res;
   const tok::Tokenizer& tk = model.tokenizer();
   std::vector<int32_t> tokens = tk.encode(text, /*add_special=*/true);
-  if (n_ctx < 4) fail("-c must be at least 4 (got {})", n_ctx);
+  if (n_ctx < 4) fail("--ctx-size must be >= 4 for perplexity (got {})", n_ctx);
   const int64_t n_chunk = static_cast<int64_t>(tokens.size()) / n_ctx;
   if (n_chunk == 0)
     fail("the text has {} tokens; perplexity needs at least one window of -c {} tokens", tokens.size(), n_ctx);
@@ -135,6 +141,7 @@ PerplexityResult perplexity(Model& model, std::string_view text, int64_t n_ctx, 
         ++count;
       }
       res.running_ppl.push_back(std::exp(nll / count));
+      if (on_chunk) on_chunk(c0 + b, n_chunk, res.running_ppl.back());
     }
   }
   res.n_chunks = n_chunk;

@@ -13,10 +13,13 @@
 namespace strata::models {
 
 struct GenerateOptions {
-  int n_predict = 64;
+  int n_predict = 64;  // -1: until an end-of-generation token or the context is full
   SamplingParams sampling;
   std::vector<std::string> stop;
-  int64_t n_ctx = 0;  // 0: prompt + n_predict (capped by the model's training context)
+  // The context (prompt + generated tokens) in positions; 0: the model's trained length. The KV
+  // cache holds only what prompt + n_predict can use; generation stops when the context is full.
+  int64_t n_ctx = 0;
+  bool ignore_eos = false;  // keep generating past end-of-generation tokens
 };
 
 struct GenerateStats {
@@ -32,6 +35,8 @@ struct GenerateResult {
   std::vector<int32_t> tokens;  // generated, an end-of-generation token included if produced
   std::string text;             // generated text (stop string and what follows removed)
   std::vector<std::pair<int32_t, float>> top_logits;  // 10 highest at the last prompt position
+  int64_t n_ctx = 0;          // the context it ran with
+  bool context_full = false;  // stopped because the context ran out, before n_predict tokens
   GenerateStats stats;
   // Provider counters when decoding started and ended, and the routing prediction counters of
   // the decode phase: the streaming summary is their difference.
@@ -58,6 +63,8 @@ struct PerplexityResult {
 // llama.cpp's perplexity method: the text (tokenized with BOS) is cut into non-overlapping
 // windows of n_ctx tokens, each starting with BOS, and only the second half of each window is
 // scored. Windows are evaluated `batch` at a time as separate sequences of one forward batch.
-PerplexityResult perplexity(Model& model, std::string_view text, int64_t n_ctx, int batch = 4);
+// `on_chunk(chunk_index, n_chunks, running_ppl)` is called after each window is scored, in order.
+PerplexityResult perplexity(Model& model, std::string_view text, int64_t n_ctx, int batch = 4,
+                            const std::function<void(int64_t, int64_t, double)>& on_chunk = {});
 
 }  // namespace strata::models

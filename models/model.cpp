@@ -63,7 +63,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, LoadOptions opts) {
     fail("{}: tokenizer has {} tokens but token_embd.weight has only {} rows", path,
          m->tokenizer_->n_vocab(), m->hp_.n_vocab);
 
-  m->provider_ = opts.provider ? opts.provider(m->file_.paths()) : runtime::make_resident_provider(m->file_.paths());
+  m->provider_ = opts.provider ? opts.provider(m->file_.paths()) : runtime::make_resident_provider(m->file_.paths(), opts.progress);
   m->streaming_ = m->provider_->max_unit_bytes() != UINT64_MAX;
   WeightBinder binder(m->file_, *m->provider_);
   a->bind(binder, m->hp_, m->w_);
@@ -98,6 +98,15 @@ std::unique_ptr<Model> Model::load(const std::string& path, LoadOptions opts) {
 }
 
 namespace {
+
+// True when any of the n floats is NaN or infinite (exponent bits all ones). Branch-free so it
+// vectorizes: it runs on the hidden state after every layer.
+bool any_non_finite(const float* x, size_t n) {
+  const auto* bits = reinterpret_cast<const uint32_t*>(x);
+  uint32_t bad = 0;
+  for (size_t i = 0; i < n; ++i) bad |= static_cast<uint32_t>((bits[i] & 0x7f800000u) == 0x7f800000u);
+  return bad != 0;
+}
 
 // Quantizes `x` into `q` for matrix m's activation format unless it already holds it.
 void prepare(QuantizedActivations& q, const Matrix& m, const float* x, int64_t T) {
@@ -157,6 +166,16 @@ void Model::forward(std::span<BatchItem> batch, ForwardOutput& out) {
   provider_->at_layer(-1);
   if (streaming_) request_dense(0, runtime::Need::Ahead);
   embed(batch, s);
+  // A NaN or infinity never goes away once in the residual stream and turns every logit into
+  // NaN; naming the first block where it appeared points at the corrupt weights.
+  const size_t n_hidden = static_cast<size_t>(T * E);
+  auto check_finite = [&](const char* where, int64_t il) {
+    if (!any_non_finite(s.x.data(), n_hidden)) return;
+    if (il < 0) fail("{}: the token embeddings (token_embd.weight) hold NaN or infinite values", file_.paths().front());
+    fail("{}: the hidden state became NaN or infinite in layer {} ({}: blk.{}.*), the first layer where it appears; "
+         "that layer's weights are likely corrupt", file_.paths().front(), il, where, il);
+  };
+  check_finite("embedding", -1);
 
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     provider_->at_layer(static_cast<int>(il));
@@ -165,10 +184,12 @@ void Model::forward(std::span<BatchItem> batch, ForwardOutput& out) {
       request_dense(il + 1, runtime::Need::Ahead);
     }
     attention_layer(il, batch, s);
+    check_finite("attention", il);
     if (w_.layers[il].moe)
       moe_layer(il, s);
     else
       ffn_layer(il, s);
+    check_finite(w_.layers[il].moe ? "experts" : "feed-forward", il);
   }
   for (auto& item : batch) item.kv->advance(static_cast<int64_t>(item.tokens.size()));
 
@@ -193,6 +214,9 @@ void Model::forward(std::span<BatchItem> batch, ForwardOutput& out) {
   out.logits.resize(static_cast<size_t>(R * hp.n_vocab));
   prepare(s.xq, w_.output, s.xn.data(), R);
   run_matmul(*provider_, w_.output, s.xq, out.logits.data());
+  if (any_non_finite(out.logits.data(), out.logits.size()))
+    fail("{}: the logits are NaN or infinite although every layer's output was finite: the output norm or "
+         "output.weight holds invalid values", file_.paths().front());
 }
 
 // Q4_0 matrices whose row blocks are whole groups of eight rows are repacked in memory for the

@@ -58,6 +58,9 @@ struct LoadOptions {
   // Makes the weight provider for the model's files (all split parts); when empty, a resident
   // provider reads everything into RAM.
   std::function<std::unique_ptr<runtime::WeightProvider>(const std::vector<std::string>& paths)> provider;
+  // Told how many weight bytes have landed of how many while the resident provider reads the
+  // model at load (from the loading thread; a streamed load reads little and says nothing).
+  runtime::LoadProgress progress;
 };
 
 // How well applying layer L+1's router to layer L's hidden state predicted L+1's experts.

@@ -145,6 +145,14 @@ SynthSpec resolve_synth_spec(const SynthSpec& in) {
     probe.n_layer = 2;
     const uint64_t per_layer = build_synth_writer(probe).file_bytes() - one;
     const double layers = 1.0 + (double(s.target_size) - double(one)) / double(per_layer);
+    // Silently writing a model many times the size asked for would surprise; say what fits.
+    if (layers < 0.5)
+      fail("--size {:.2f} MiB is smaller than the smallest model of this shape ({:.2f} MiB with 1 layer); "
+           "ask for more, or make it smaller with --dim, --ffn, --experts or --vocab",
+           double(s.target_size) / 1048576.0, double(one) / 1048576.0);
+    if (layers > double(1 << 16))
+      fail("--size {:.2f} GiB needs {:.0f} layers of this shape, more than the limit of 65536; give a larger --dim or --ffn",
+           double(s.target_size) / 1073741824.0, layers);
     s.n_layer = std::clamp<int64_t>(std::llround(layers), 1, 1 << 16);
     s.target_size = 0;
   }

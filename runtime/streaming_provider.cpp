@@ -94,7 +94,7 @@ class StreamingProvider final : public WeightProvider {
     for (const auto& p : paths_) file_ids_.push_back(backend_->add_file(p));
     const uint64_t align = std::max<uint64_t>(backend_->alignment(), 1);
     int max_layer = -1;
-    uint64_t pinned = 0, largest = 0;
+    uint64_t pinned = 0, largest = 0, everything = 0;
     const Unit* largest_unit = nullptr;
     for (Unit& u : units_) {
       uint64_t at = 0;
@@ -115,6 +115,7 @@ class StreamingProvider final : public WeightProvider {
       u.slot_bytes = std::max<uint64_t>(at, 1);
       u.pinned = u.desc.kind == UnitKind::Pinned;
       max_layer = std::max(max_layer, u.desc.layer);
+      everything += round_pool(u.slot_bytes);
       if (u.pinned) {
         pinned += round_pool(u.slot_bytes);
       } else if (u.slot_bytes > largest) {
@@ -132,6 +133,11 @@ class StreamingProvider final : public WeightProvider {
            "+ 2 x {} for the largest streamed unit '{}' (one in use while the next loads)",
            human(opts_.memory_budget), human(minimum), human(pinned), human(round_pool(largest)),
            largest_unit ? largest_unit->desc.name : "-");
+    // A budget above what every unit takes would only pin memory nothing ever uses (and mlock
+    // it, which takes seconds per GiB): trim it. ProviderStats::requested_budget_bytes keeps
+    // what was asked, so the tools can say so.
+    requested_budget_ = opts_.memory_budget;
+    opts_.memory_budget = std::min(opts_.memory_budget, std::max(everything, minimum));
     pool_ = std::make_unique<PinnedPool>(opts_.memory_budget);
     alloc_ = std::make_unique<RangeAllocator>(pool_->size(), kPoolAlign);
     backend_->register_buffer(pool_->base(), pool_->size());
@@ -222,6 +228,7 @@ class StreamingProvider final : public WeightProvider {
     ProviderStats s = stats_;
     s.io = backend_ ? backend_->name() : opts_.io;
     s.budget_bytes = pool_ ? pool_->size() : opts_.memory_budget;
+    s.requested_budget_bytes = requested_budget_ ? requested_budget_ : opts_.memory_budget;
     s.pinned_bytes = pinned_bytes_;
     s.resident_bytes = resident_;
     s.peak_resident_bytes = peak_resident_;
@@ -515,6 +522,7 @@ class StreamingProvider final : public WeightProvider {
   std::deque<UnitId> queues_[3];
   uint64_t inflight_ = 0, spec_inflight_ = 0;
   uint64_t resident_ = 0, peak_resident_ = 0, pinned_bytes_ = 0;
+  uint64_t requested_budget_ = 0;  // the budget asked for, before trimming to need
   int n_layers_ = 0;
   int64_t step_ = 0, now_ = 0;
   int current_layer_ = -1;

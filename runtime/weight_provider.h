@@ -52,6 +52,7 @@ enum class Need : uint8_t {
 struct ProviderStats {
   std::string io;                 // backend name ("resident" for the in-RAM provider)
   uint64_t budget_bytes = 0;      // the pinned pool (0: no budget)
+  uint64_t requested_budget_bytes = 0;  // the budget asked for (more than budget_bytes when trimmed to need)
   uint64_t pinned_bytes = 0;      // units that never leave memory
   uint64_t resident_bytes = 0;    // weight bytes in memory now
   uint64_t peak_resident_bytes = 0;
@@ -106,8 +107,11 @@ class WeightProvider {
   virtual uint64_t resident_bytes() const = 0;
 };
 
-// Holds every unit in RAM, read with plain reads at finalize().
-std::unique_ptr<WeightProvider> make_resident_provider(std::vector<std::string> paths);
+// Bytes landed so far and the total, while a provider reads weights at finalize().
+using LoadProgress = std::function<void(uint64_t done, uint64_t total)>;
+
+// Holds every unit in RAM, read at finalize(); `progress` (may be empty) follows the reads.
+std::unique_ptr<WeightProvider> make_resident_provider(std::vector<std::string> paths, LoadProgress progress = {});
 
 // RAII lease on a unit's bytes.
 class UnitLease {

@@ -12,7 +12,9 @@
 
 #include "compute/quant.h"
 #include "models/gguf/gguf.h"
+#include "storage/error.h"
 #include "tools/commands.h"
+#include "tools/units.h"
 
 namespace strata::tools {
 namespace {
@@ -135,11 +137,7 @@ json describe(const gguf::GGUFFile& f) {
   return j;
 }
 
-std::string human_bytes(uint64_t b) {
-  constexpr double kMiB = 1024.0 * 1024.0, kGiB = kMiB * 1024.0;
-  if (b >= uint64_t(kGiB)) return fmt::format("{:.2f} GiB", double(b) / kGiB);
-  return fmt::format("{:.2f} MiB", double(b) / kMiB);
-}
+std::string human_bytes(uint64_t b) { return format_bytes(double(b)); }
 
 std::string human_count(int64_t n) {
   if (n >= 1'000'000'000) return fmt::format("{} ({:.2f} B)", n, double(n) / 1e9);
@@ -231,11 +229,14 @@ void add_info_command(CLI::App& app, int& exit_code) {
   auto model = std::make_shared<std::string>();
   auto as_json = std::make_shared<bool>(false);
   auto metadata = std::make_shared<bool>(false);
-  cmd->add_option("model", *model, "GGUF file (the first part of a split model also works)")
-      ->required();
+  // Positional as before, or -m like every other command (and llama.cpp's tools).
+  auto* positional = cmd->add_option("model", *model, "GGUF file (the first part of a split model also works)");
+  auto* flag = cmd->add_option("-m,--model", *model, "The same, as a flag");
+  positional->excludes(flag);
   cmd->add_flag("--json", *as_json, "Print one JSON object instead of text");
   cmd->add_flag("--metadata", *metadata, "Also list every metadata key (text output)");
   cmd->callback([&exit_code, model, as_json, metadata] {
+    if (model->empty()) fail("info: give the model as `strata info MODEL.gguf` or `-m MODEL.gguf`");
     gguf::GGUFFile f = gguf::GGUFFile::open(*model);
     json j = describe(f);
     if (*as_json)

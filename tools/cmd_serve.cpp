@@ -21,7 +21,9 @@
 #include "storage/error.h"
 #include "tools/commands.h"
 #include "tools/common.h"
+#include "tools/model_flags.h"
 #include "tools/streaming_flags.h"
+#include "tools/validators.h"
 
 namespace strata::tools {
 namespace {
@@ -39,6 +41,7 @@ struct ServeArgs {
   std::string chat_template;
   std::string cors_origin;
   int threads = 0;
+  int gpu_layers = 0;
   int max_queue = 64;
   std::string body_limit = "4M";
   double idle_timeout = 60;
@@ -101,7 +104,8 @@ int serve(const ServeArgs& a) {
   eo.kv_budget = a.kv_budget.empty() ? 0 : parse_size(a.kv_budget, "--kv-budget");
   eo.n_ctx = a.ctx;
   eo.max_queue = size_t(a.max_queue);
-  const models::LoadOptions load = load_options(a.streaming);  // checks --memory-budget before listening
+  check_streaming_flags(a.streaming);  // before listening: a bad flag never opens a port
+  note_gpu_layers(a.gpu_layers);
 
   server::ServerOptions so;
   so.host = a.host;
@@ -135,11 +139,11 @@ int serve(const ServeArgs& a) {
   std::fflush(stdout);
 
   const auto t0 = std::chrono::steady_clock::now();
-  model = models::Model::load(a.model, load);
+  model = load_model(a.model, a.streaming);
   std::string template_source;
   const chat::ChatTemplate tmpl = pick_template(a, *model, template_source);
   model->set_expert_prediction(a.predict_experts);
-  if (eo.n_ctx <= 0) eo.n_ctx = model->hparams().n_ctx_train > 0 ? model->hparams().n_ctx_train : 2048;
+  eo.n_ctx = context_size(eo.n_ctx, model->hparams(), "--ctx-size");
   if (a.kv_budget.empty()) eo.kv_budget = default_kv_budget(*model, eo.max_batch, eo.n_ctx);
   eng = std::make_unique<engine::Engine>(*model, eo);
 
@@ -177,26 +181,27 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   c->add_option("-m,--model", a->model, "GGUF model file")->required();
   add_streaming_flags(c, a->streaming);
   c->add_option("--host", a->host, "Address to listen on");
-  c->add_option("--port", a->port, "Port (0: any free port)")->check(CLI::Range(0, 65535));
+  c->add_option("--port", a->port, "Port (0: any free port)")->check(between(0, 65535));
   auto* key = c->add_option("--api-key", a->api_key, "Require 'Authorization: Bearer KEY' (all but /health)");
   auto* key_file = c->add_option("--api-key-file", a->api_key_file, "Read the API key from this file");
   key->excludes(key_file);
-  c->add_option("--max-batch", a->max_batch, "Sequences in the running batch")->check(CLI::Range(1, 4096));
+  c->add_option("--max-batch", a->max_batch, "Sequences in the running batch")->check(integer_at_least(1, 4096));
   c->add_option("--kv-budget", a->kv_budget,
                 "KV cache budget across sequences (e.g. 2G; default: every slot's full context, at most a quarter of RAM)");
   c->add_flag("--predict-experts", a->predict_experts,
               "Read the next layer's predicted experts ahead (streaming; off: mispredictions cost reads)");
-  c->add_option("-c,--ctx", a->ctx, "Context per sequence (default: the model's trained length)")->check(CLI::NonNegativeNumber);
+  add_context_flag(c, a->ctx, "Context per sequence (default 0: the model's trained length)");
+  add_gpu_layers_flag(c, a->gpu_layers);
   c->add_option("--alias", a->alias, "Model name reported to clients (default: the file name without .gguf)");
   c->add_option("--chat-template", a->chat_template, "Jinja chat template file (default: the model's, else ChatML)");
   c->add_option("--cors-origin", a->cors_origin, "Send CORS headers allowing this origin ('*' for any)");
-  c->add_option("-t,--threads", a->threads, "Compute threads (default: all cores)");
-  c->add_option("--max-queue", a->max_queue, "Requests waiting for a batch slot before 429")->check(CLI::Range(0, 1 << 20));
+  add_threads_flag(c, a->threads);
+  c->add_option("--max-queue", a->max_queue, "Requests waiting for a batch slot before 429")->check(integer_at_least(0, 1 << 20));
   c->add_option("--body-limit", a->body_limit, "Largest request body (e.g. 4M)");
-  c->add_option("--idle-timeout", a->idle_timeout, "Seconds a silent connection stays open")->check(CLI::Range(0.1, 86400.0));
-  c->add_option("--max-connections", a->max_connections, "Open connections before 503")->check(CLI::Range(1, 1 << 20));
+  c->add_option("--idle-timeout", a->idle_timeout, "Seconds a silent connection stays open")->check(between(0.1, 86400.0));
+  c->add_option("--max-connections", a->max_connections, "Open connections before 503")->check(integer_at_least(1, 1 << 20));
   c->add_option("--shutdown-grace", a->shutdown_grace, "Seconds running requests get to finish on SIGTERM")
-      ->check(CLI::Range(0.0, 3600.0));
+      ->check(between(0.0, 3600.0));
   c->callback([a, &exit_code] { exit_code = serve(*a); });
 }
 

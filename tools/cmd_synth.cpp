@@ -13,6 +13,9 @@
 #include "storage/error.h"
 #include "tools/commands.h"
 #include "tools/common.h"
+#include "tools/model_flags.h"
+#include "tools/progress.h"
+#include "tools/units.h"
 
 namespace strata::tools {
 namespace {
@@ -25,27 +28,6 @@ struct SynthArgs {
   bool buffered = false;
 };
 
-
-// One percentage line, rewritten in place on a terminal; every 10% otherwise.
-class ProgressLine {
- public:
-  ProgressLine() : tty_(::isatty(STDERR_FILENO) == 1) {}
-  void update(uint64_t written, uint64_t total) {
-    const int pct = total ? int(written * 100 / total) : 100;
-    if (tty_ ? pct == last_ : pct / 10 == last_ / 10) return;
-    last_ = pct;
-    std::fprintf(stderr, "%ssynth: %3d%% (%.2f of %.2f GiB)%s", tty_ ? "\r" : "", pct,
-                 double(written) / 0x1p30, double(total) / 0x1p30, tty_ ? "" : "\n");
-    std::fflush(stderr);
-  }
-  void finish() {
-    if (tty_ && last_ >= 0) std::fprintf(stderr, "\n");
-  }
-
- private:
-  bool tty_;
-  int last_ = -1;
-};
 
 int run(const SynthArgs& a) {
   const auto arch = models::parse_synth_arch(a.arch);
@@ -78,23 +60,26 @@ int run(const SynthArgs& a) {
   if ((a.dim || a.heads) && !a.head_dim) spec.head_dim = 0;
   if (!a.size.empty()) spec.target_size = parse_size(a.size, "--size");
 
-  std::unique_ptr<tbb::global_control> threads;
-  if (a.threads > 0)
-    threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, a.threads);
+  auto threads = limit_threads(a.threads);
 
-  ProgressLine line;
+  Progress bar("synth", 0);
   gguf::WriteOptions io;
   io.direct_io = !a.buffered;
   const models::SynthResult r = models::synth_model(
-      spec, a.output, [&](uint64_t w, uint64_t t) { line.update(w, t); }, io);
-  line.finish();
+      spec, a.output,
+      [&](uint64_t w, uint64_t t) {
+        bar.set_total(t);
+        bar.update(w);
+      },
+      io);
+  bar.finish();
   const auto& s = r.spec;
-  std::printf("%s: %llu bytes, %zu tensors (%s %s, %lld layers, dim %lld, %lld experts), %.2f s, %.0f MB/s\n",
-              r.path.c_str(), static_cast<unsigned long long>(r.bytes), r.n_tensors,
+  std::printf("%s: %s, %zu tensors (%s %s, %lld layers, dim %lld, %lld experts), %.2f s, %s\n",
+              r.path.c_str(), format_bytes(double(r.bytes)).c_str(), r.n_tensors,
               models::synth_arch_name(s.arch), compute::type_name(s.type),
               static_cast<long long>(s.n_layer), static_cast<long long>(s.n_embd),
               static_cast<long long>(s.n_expert), r.seconds,
-              r.seconds > 0 ? double(r.bytes) / 1e6 / r.seconds : 0.0);
+              format_rate(r.seconds > 0 ? double(r.bytes) / r.seconds : 0.0).c_str());
   return 0;
 }
 
@@ -119,7 +104,7 @@ void add_synth_command(CLI::App& app, int& exit_code) {
   auto* size = c->add_option("--size", a->size, "Pick the layer count for about this file size (512M, 4G, 11.1G)");
   layers->excludes(size);
   c->add_option("--seed", a->seed, "Random seed (default 1)");
-  c->add_option("-t,--threads", a->threads, "Threads generating data (default: all cores)");
+  add_threads_flag(c, a->threads);
   c->add_flag("--buffered", a->buffered, "Write through the page cache instead of O_DIRECT");
   c->callback([a, &exit_code] { exit_code = run(*a); });
 }

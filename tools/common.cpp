@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <thread>
 
 #include "storage/error.h"
@@ -43,7 +44,12 @@ uint64_t parse_size(const std::string& text, const char* flag) {
 }
 
 std::unique_ptr<tbb::global_control> limit_threads(int n) {
-  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (n > hw) {
+    std::fprintf(stderr, "strata: -t %d is more threads than this machine has (%d); using %d\n", n, hw, hw);
+    n = hw;
+  }
+  if (n <= 0) n = hw;
   return std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
                                                static_cast<size_t>(n));
 }

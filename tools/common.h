@@ -16,6 +16,8 @@ std::string read_file_bytes(const std::string& path);
 uint64_t parse_size(const std::string& text, const char* flag);
 
 // Limits oneTBB to n worker threads (n <= 0: all cores) for the life of the returned object.
+// More threads than the machine has would only be reported, never run (oneTBB caps them):
+// one warning line, and the hardware count is used.
 std::unique_ptr<tbb::global_control> limit_threads(int n);
 
 }  // namespace strata::tools

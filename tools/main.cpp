@@ -1,11 +1,34 @@
 // The `strata` command line: one binary, one subcommand per job.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "storage/error.h"
 #include "tools/commands.h"
+#include "tools/llama_compat.h"
+#include "tools/validators.h"
+
+namespace {
+
+bool is_command(const CLI::App& app, const std::string& name) {
+  for (const CLI::App* c : app.get_subcommands([](const CLI::App*) { return true; }))
+    if (c->check_name(name)) return true;
+  return false;
+}
+
+// "run, bench, perplexity, ..." in the order they were added.
+std::string command_names(const CLI::App& app) {
+  std::string names;
+  for (const CLI::App* c : app.get_subcommands([](const CLI::App*) { return true; }))
+    names += (names.empty() ? "" : ", ") + c->get_name();
+  return names;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"strata: run Mixture-of-Experts models larger than RAM by streaming weights from NVMe"};
@@ -25,9 +48,22 @@ int main(int argc, char** argv) {
   strata::tools::add_bench_command(app, exit_code);
   strata::tools::add_serve_command(app, exit_code);
   try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+    std::vector<std::string> args = strata::tools::rewrite_llama_options(std::vector<std::string>(argv + 1, argv + argc));
+    if (!args.empty() && !args[0].starts_with("-") && !is_command(app, args[0]))
+      strata::fail("unknown command '{}'; the commands are: {} (strata COMMAND --help for each)", args[0],
+                   command_names(app));
+    std::reverse(args.begin(), args.end());  // CLI11 takes them last-first
+    app.parse(args);
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "strata: %s\nRun with --help for more information.\n",
+                 strata::tools::describe_parse_error(e).c_str());
+    return e.get_exit_code();
   } catch (const strata::Error& e) {
     std::fprintf(stderr, "strata: %s\n", e.what());
     return 1;

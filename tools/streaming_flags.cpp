@@ -2,20 +2,60 @@
 
 #include <fmt/format.h>
 
+#include <cstdio>
 #include <fstream>
 
 #include "runtime/streaming_provider.h"
+#include "storage/error.h"
 #include "tools/common.h"
+#include "tools/progress.h"
+#include "tools/units.h"
+#include "tools/validators.h"
 
 namespace strata::tools {
 
 void add_streaming_flags(CLI::App* cmd, StreamingFlags& f) {
-  cmd->add_option("--memory-budget", f.memory_budget,
+  f.budget_opt = cmd->add_option("--memory-budget", f.memory_budget,
                   "Stream weights from disk within this much pinned memory (e.g. 512M, 4G); default: load all into RAM");
-  cmd->add_option("--io", f.io, "Read backend when streaming: uring, pread or mmap")
+  f.io_opt = cmd->add_option("--io", f.io, "Read backend when streaming: uring, pread or mmap")
       ->check(CLI::IsMember({"uring", "pread", "mmap"}));
-  cmd->add_option("--queue-depth", f.queue_depth, "Reads in flight at once (streaming)")->check(CLI::Range(1u, 4096u));
-  cmd->add_flag("--sqpoll", f.sqpoll, "io_uring kernel submission thread (streaming)");
+  f.depth_opt = cmd->add_option("--queue-depth", f.queue_depth, "Reads in flight at once (streaming)")
+                    ->check(integer_at_least(1, 4096));
+  f.sqpoll_opt = cmd->add_flag("--sqpoll", f.sqpoll, "io_uring kernel submission thread (streaming)");
+}
+
+void check_streaming_flags(const StreamingFlags& f) {
+  const bool budget = f.budget_opt && f.budget_opt->count() > 0;
+  if (budget && f.memory_budget.empty())
+    fail("--memory-budget '': expected a size such as 512M or 4G (leave the flag out to load the model into RAM)");
+  if (budget) parse_size(f.memory_budget, "--memory-budget");
+  if (budget) return;
+  for (const CLI::Option* o : {f.io_opt, f.depth_opt, f.sqpoll_opt})
+    if (o && o->count() > 0)
+      fail("{} only applies when streaming: add --memory-budget SIZE (without it the model is read into RAM at load)",
+           o->get_name());
+}
+
+std::unique_ptr<models::Model> load_model(const std::string& path, const StreamingFlags& f) {
+  check_streaming_flags(f);
+  models::LoadOptions o = load_options(f);
+  std::unique_ptr<Progress> bar;
+  if (!f.streamed()) {
+    bar = std::make_unique<Progress>("loading", 0);
+    o.progress = [p = bar.get()](uint64_t done, uint64_t total) {
+      if (total) p->set_total(total);
+      p->update(done);
+    };
+  }
+  auto model = models::Model::load(path, std::move(o));
+  if (bar) bar->finish();
+  if (f.streamed()) {
+    const runtime::ProviderStats st = model->provider().stats();
+    if (st.requested_budget_bytes > st.budget_bytes)
+      std::fprintf(stderr, "strata: --memory-budget %s is more than this model needs; using %s (all of its weights)\n",
+                   format_bytes(double(st.requested_budget_bytes)).c_str(), format_bytes(double(st.budget_bytes)).c_str());
+  }
+  return model;
 }
 
 models::LoadOptions load_options(const StreamingFlags& f) {
@@ -90,11 +130,11 @@ nlohmann::json StreamSummary::to_json() const {
 
 std::string StreamSummary::line() const {
   return fmt::format(
-      "decode: {:.2f} tok/s | read {:.1f} MB/token at {:.2f} GB/s | disk busy {:.0f}% | hit rate dense {:.0f}% "
-      "expert {:.0f}% | prefetch accuracy {:.0f}% | io {} budget {:.0f} MiB, peak RSS {:.0f} MiB",
-      tokens_per_s(), bytes_per_token() / 1e6, read_gbps(), 100 * disk_busy(), 100 * hit_rate_dense(),
-      100 * hit_rate_expert(), 100 * prefetch_accuracy(), after.io, after.budget_bytes / 1048576.0,
-      peak_rss / 1048576.0);
+      "decode: {:.2f} tok/s | read {}/token at {} | disk busy {:.0f}% | hit rate dense {:.0f}% "
+      "expert {:.0f}% | prefetch accuracy {:.0f}% | io {} budget {}, peak RSS {}",
+      tokens_per_s(), format_bytes(bytes_per_token()), format_rate(read_gbps() * 1e9), 100 * disk_busy(),
+      100 * hit_rate_dense(), 100 * hit_rate_expert(), 100 * prefetch_accuracy(), after.io,
+      format_bytes(double(after.budget_bytes)), format_bytes(double(peak_rss)));
 }
 
 }  // namespace strata::tools

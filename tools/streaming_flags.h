@@ -17,10 +17,21 @@ struct StreamingFlags {
   std::string io = "uring";
   unsigned queue_depth = 64;
   bool sqpoll = false;
+  // The options themselves, to tell "given" from "default" (set by add_streaming_flags).
+  CLI::Option *budget_opt = nullptr, *io_opt = nullptr, *depth_opt = nullptr, *sqpoll_opt = nullptr;
+  bool streamed() const { return !memory_budget.empty(); }
 };
 
 void add_streaming_flags(CLI::App* cmd, StreamingFlags& f);
+// strata::Error for flags that mean nothing together: an empty --memory-budget, or --io,
+// --queue-depth, --sqpoll without a budget (without one the model is read into RAM at load).
+void check_streaming_flags(const StreamingFlags& f);
 models::LoadOptions load_options(const StreamingFlags& f);
+
+// Loads the model as the flags say (after check_streaming_flags): read into RAM with a progress
+// bar, or streamed within the budget, saying in one line on stderr when the budget was more
+// than the model needs and was trimmed to it.
+std::unique_ptr<models::Model> load_model(const std::string& path, const StreamingFlags& f);
 
 // Figures of one timed phase (decode): what `strata run` prints and `strata bench` reports.
 struct StreamSummary {

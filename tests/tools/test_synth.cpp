@@ -411,7 +411,7 @@ TEST_CASE("the synth command writes a model and names bad flags") {
             " --experts 4 --used 2 --ffn 256 --vocab 400 --ctx 512 --type q8_0 --seed 5", out) == 0);
   CHECK(out.find(path) != std::string::npos);
   CHECK(out.find("tensors") != std::string::npos);
-  CHECK(out.find("MB/s") != std::string::npos);
+  CHECK(out.find("iB/s") != std::string::npos);  // binary units, as all human output
   {
     const auto f = gguf::GGUFFile::open(path);
     CHECK(f.architecture() == "qwen3moe");

@@ -1,0 +1,42 @@
+// Progress of a long phase (load, synth, perplexity, bench) on stderr. Nothing is shown for a
+// phase that ends within about two seconds. On a terminal one bar is redrawn in place:
+//   loading  [##########..........]  50%  1.00 GiB of 2.00 GiB  1.20 GiB/s  ETA 1 s
+// otherwise (a log file, a pipe) one plain line every five seconds. STRATA_PROGRESS=0 turns it
+// off, =1 forces the terminal form. update() may be called from any thread.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+namespace strata::tools {
+
+class Progress {
+ public:
+  enum class Unit { Bytes, Items };
+  // `unit_name` names Items ("tokens", "chunks"); Bytes print as sizes and rates.
+  Progress(std::string label, uint64_t total, Unit unit = Unit::Bytes, std::string unit_name = {});
+  ~Progress();  // finish()
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+
+  void set_total(uint64_t total) { total_.store(total); }
+  void update(uint64_t done);
+  void add(uint64_t delta) { update(done_.fetch_add(delta) + delta); }
+  // Ends the bar's line if one was drawn (idempotent).
+  void finish();
+
+ private:
+  void draw(uint64_t done, bool final);
+  std::string amount(uint64_t v) const;
+
+  std::string label_, unit_name_;
+  Unit unit_;
+  std::atomic<uint64_t> total_, done_{0};
+  bool tty_ = false, enabled_ = true, drawn_ = false, finished_ = false;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+  std::mutex mu_;
+};
+
+}  // namespace strata::tools

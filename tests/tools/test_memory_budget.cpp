@@ -68,7 +68,7 @@ TEST_CASE("a 4+ GiB MoE runs in a 512M budget: peak RSS under budget + 300 MiB, 
                                          model, io), /*stdout_only=*/true);
     REQUIRE_MESSAGE(r.status == 0, r.output);
     const auto j = nlohmann::json::parse(r.output);
-    CHECK(j["tokens"].size() == 3);
+    CHECK(j["token_ids"].size() == 3);
     const auto& st = j["stats"]["streaming"];
     const uint64_t rss = st["peak_rss_bytes"];
     MESSAGE(std::string(io) << ": peak RSS " << (rss >> 20) << " MiB, pool locked " << st["pool_locked"]);

@@ -317,8 +317,12 @@ class StreamingProvider final : public WeightProvider {
       } else {
         u.transforming = true;
         lk.unlock();
+        const auto t0 = Clock::now();
         u.transform(data);
+        const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
         lk.lock();
+        stats_.transform_s += dt;
+        ++stats_.transforms;
         u.transforming = false;
         u.transformed = true;
         cv_.notify_all();

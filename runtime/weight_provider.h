@@ -68,6 +68,8 @@ struct ProviderStats {
   uint64_t evictions = 0;
   double disk_busy_s = 0;         // wall time with at least one read in flight
   double wait_s = 0;              // time acquire() callers spent waiting for reads
+  double transform_s = 0;         // time spent rewriting loaded units (repacking for a kernel)
+  uint64_t transforms = 0;        // ... and how many times
 };
 
 class WeightProvider {

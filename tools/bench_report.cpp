@@ -109,6 +109,10 @@ void print_markdown(const BenchReport& report) {
   if (streamed) {
     cols.push_back({"read/token", true, [](const BenchRow& r) { return format_bytes(r.value("bytes_read_per_token", 0.0)); }});
     cols.push_back({"floor ratio", true, [](const BenchRow& r) { return fmt::format("{:.2f}", r.value("ratio_to_floor", 0.0)); }});
+    cols.push_back({"roofline ratio", true, [](const BenchRow& r) {
+                      const auto it = r.find("ratio_to_roofline");
+                      return it == r.end() || it->is_null() ? std::string("-") : fmt::format("{:.2f}", it->get<double>());
+                    }});
   }
 
   std::vector<std::vector<std::string>> cells;

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "models/model.h"
+#include "runtime/weight_provider.h"
 #include "storage/error.h"
 #include "storage/sequential_read.h"
 #include "tools/common.h"
@@ -45,8 +46,31 @@ struct DecodeTest {
   int batch, n_gen, reps, n_threads;
 };
 
-BenchRow decode_test(models::Model& model, const BenchModel& info, const DecodeTest& t,
-                     const storage::SequentialReadResult& raw, Progress& bar) {
+struct RawSpeeds {
+  storage::SequentialReadResult sequential, units;
+  double compute_s_per_token = 0;
+};
+
+// The streamed units' file extents in random order, until about `target` bytes: the pattern a
+// streamed decode reads (whole units, spread over the file).
+std::vector<storage::ReadExtent> unit_extents(runtime::WeightProvider& p, uint64_t target) {
+  std::vector<runtime::UnitId> ids;
+  for (runtime::UnitId id = 0; id < p.unit_count(); ++id)
+    if (p.unit(id).kind != runtime::UnitKind::Pinned) ids.push_back(id);
+  std::mt19937 rng(7);
+  std::shuffle(ids.begin(), ids.end(), rng);
+  std::vector<storage::ReadExtent> out;
+  uint64_t total = 0;
+  for (runtime::UnitId id : ids) {
+    for (const runtime::FileRange& r : p.unit(id).ranges) out.push_back({r.file, r.offset, r.length});
+    total += p.unit(id).bytes();
+    if (total >= target) break;
+  }
+  return out;
+}
+
+BenchRow decode_test(models::Model& model, const BenchModel& info, const DecodeTest& t, const RawSpeeds& raw,
+                     Progress& bar) {
   BenchRow row = bench_row(info, t.batch, t.n_threads, 0, t.n_gen);
   std::mt19937 rng(42);
   models::ForwardOutput out;
@@ -81,12 +105,28 @@ BenchRow decode_test(models::Model& model, const BenchModel& info, const DecodeT
   add_timing(row, static_cast<int64_t>(t.n_gen) * t.batch, samples_ns);
   const nlohmann::json streaming = sum.to_json();
   for (const auto& [k, v] : streaming.items()) row[k] = v;
-  // The floor: the time to read one token's bytes at the disk's own sequential speed.
-  const double floor = raw.gbps() > 0 ? sum.bytes_per_token() / (raw.gbps() * 1e9) : 0;
-  row["raw_gbps"] = raw.gbps();
-  row["raw_bytes"] = raw.bytes;
+  // The floor: the time to read one token's bytes at the speed the drive gives for this
+  // pattern; the roofline adds the CPU's limit, the all-resident compute time per token.
+  const double unit_gbps = raw.units.gbps() > 0 ? raw.units.gbps() : raw.sequential.gbps();
+  const double floor = unit_gbps > 0 ? sum.bytes_per_token() / (unit_gbps * 1e9) : 0;
+  const double floor_seq = raw.sequential.gbps() > 0 ? sum.bytes_per_token() / (raw.sequential.gbps() * 1e9) : 0;
+  row["raw_gbps"] = raw.sequential.gbps();
+  row["raw_bytes"] = raw.sequential.bytes;
+  row["raw_unit_gbps"] = raw.units.gbps();
+  row["raw_unit_bytes"] = raw.units.bytes;
   row["floor_s_per_token"] = floor;
+  row["floor_seq_s_per_token"] = floor_seq;
   row["ratio_to_floor"] = floor > 0 ? sum.tokens_per_s() * floor : 0;
+  if (raw.compute_s_per_token > 0) {
+    const double roof = std::max(floor, raw.compute_s_per_token);
+    row["compute_s_per_token"] = raw.compute_s_per_token;
+    row["roofline_s_per_token"] = roof;
+    row["ratio_to_roofline"] = sum.tokens_per_s() * roof;
+  } else {
+    row["compute_s_per_token"] = nullptr;
+    row["roofline_s_per_token"] = nullptr;
+    row["ratio_to_roofline"] = nullptr;
+  }
   return row;
 }
 
@@ -97,12 +137,18 @@ BenchReport run_stream_bench(const StreamBenchArgs& a) {
   const int n_tests = static_cast<int>(std::count_if(a.n_gen.begin(), a.n_gen.end(), [](int n) { return n > 0; }));
   if (n_tests == 0) fail("-n/--n-gen: the streamed bench measures decode; give at least one count above 0");
 
-  // The raw speed first: O_DIRECT leaves nothing in the page cache for the run to profit from.
+  // The raw speeds first: O_DIRECT leaves nothing in the page cache for the run to profit from.
   const std::string raw_io = a.streaming.io == "mmap" ? "uring" : a.streaming.io;
-  storage::SequentialReadResult raw;
-  if (a.raw) raw = storage::measure_sequential_read(a.model, raw_io);
+  RawSpeeds raw;
+  raw.compute_s_per_token = a.compute_s_per_token;
+  if (a.raw) raw.sequential = storage::measure_sequential_read(a.model, raw_io);
 
   auto model = load_model(a.model, a.streaming);
+  if (a.raw) {
+    // Up to 2 GiB of whole units (a few seconds), at the queue depth the provider reads with.
+    const auto extents = unit_extents(model->provider(), 2ull << 30);
+    raw.units = storage::measure_extent_read(model->file().paths(), extents, raw_io, 1 << 20, a.streaming.queue_depth);
+  }
   const BenchModel info = describe_bench_model(a.model, model->file());
   const uint64_t runs = uint64_t(n_tests) * a.threads.size() * a.batch.size() * uint64_t(a.reps);
   Progress bar("bench", runs, Progress::Unit::Items, "runs");
@@ -119,9 +165,11 @@ BenchReport run_stream_bench(const StreamBenchArgs& a) {
   bar.finish();
   if (a.raw)
     report.notes.push_back(fmt::format(
-        "raw sequential read (O_DIRECT, {}): {} of the file at {}; floor ratio = achieved speed / (raw speed / bytes "
-        "read per token)",
-        raw_io, format_bytes(double(raw.bytes)), format_rate(raw.gbps() * 1e9)));
+        "raw O_DIRECT reads ({}): sequential {} at {}; the run's pattern (whole units, random order) {} at {}; "
+        "floor = bytes read per token / pattern speed{}",
+        raw_io, format_bytes(double(raw.sequential.bytes)), format_rate(raw.sequential.gbps() * 1e9),
+        format_bytes(double(raw.units.bytes)), format_rate(raw.units.gbps() * 1e9),
+        a.compute_s_per_token > 0 ? "; roofline = max(floor, resident compute per token)" : ""));
   return report;
 }
 

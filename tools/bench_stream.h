@@ -17,11 +17,19 @@ struct StreamBenchArgs {
   std::vector<int> batch{1};   // sequences decoded together
   std::vector<int> threads{0}; // 0: all cores
   int reps = 5;
-  bool raw = true;  // measure the raw sequential read speed too
+  bool raw = true;  // measure the raw read speeds too
+  // The all-resident compute time per token (0: unknown, and no ratio_to_roofline).
+  double compute_s_per_token = 0;
 };
 
 // Rows in llama-bench's fields; each tg row adds the streaming figures (StreamSummary's, over
-// all timed repetitions) and raw_gbps, raw_bytes, floor_s_per_token, ratio_to_floor.
+// all timed repetitions) and the read floor and roofline:
+//  - raw_gbps: sequential O_DIRECT speed of the file's prefix; raw_unit_gbps: the speed of the
+//    run's own pattern, the streamed units read whole in random order at the provider's queue
+//    depth (what the drive gives for these reads);
+//  - floor_s_per_token = bytes read per token / raw_unit_gbps (sequential: floor_seq_s_per_token);
+//  - roofline_s_per_token = max(floor, compute_s_per_token), the time per token the slower of
+//    disk and CPU allows; ratio_to_floor and ratio_to_roofline = achieved speed / that bound's.
 BenchReport run_stream_bench(const StreamBenchArgs& a);
 
 }  // namespace strata::tools

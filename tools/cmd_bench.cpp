@@ -28,6 +28,7 @@ struct BenchArgs {
   std::vector<int> n_prompt{64}, n_gen{32}, threads{0}, batch{1};
   int reps = 5;
   int n_gpu_layers = 0;
+  double compute_s_per_token = 0;
   std::string output = "md";
   bool json = false;
   bool load = false;
@@ -170,6 +171,7 @@ int run(const BenchArgs& a) {
     s.batch = a.batch;
     s.threads = a.threads;
     s.reps = a.reps;
+    s.compute_s_per_token = a.compute_s_per_token;
     report = run_stream_bench(s);
   } else {
     report = run_resident(a);
@@ -204,6 +206,10 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   c->add_flag("--json", a->json, "Same as -o json");
   add_gpu_layers_flag(c, a->n_gpu_layers);
   c->add_flag("--load", a->load, "Measure loading into RAM against the file's raw read speed, instead of the speed tests");
+  c->add_option("--compute-s-per-token", a->compute_s_per_token,
+                "Streaming: the all-resident compute time per token (1 / a resident tg run's t/s), for the roofline "
+                "max(bytes read per token / read speed, this) that ratio_to_roofline compares with")
+      ->check(at_least(0));
   add_streaming_flags(c, a->streaming);
   c->callback([a, &exit_code] { exit_code = run(*a); });
 }

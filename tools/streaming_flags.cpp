@@ -117,6 +117,10 @@ nlohmann::json StreamSummary::to_json() const {
           {"evictions", after.evictions - before.evictions},
           {"disk_busy", disk_busy()},
           {"wait_s", after.wait_s - before.wait_s},
+          // Rewriting freshly read units for the kernel (Q4_0 repack): compute the resident
+          // run does once at load, and a streamed run after every read.
+          {"transform_s", after.transform_s - before.transform_s},
+          {"transforms", after.transforms - before.transforms},
           {"io", after.io},
           {"memory_budget", after.budget_bytes},
           {"pinned_bytes", after.pinned_bytes},

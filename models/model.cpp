@@ -436,6 +436,7 @@ void Model::moe_layer(int64_t il, Scratch& s) {
       s.sel_w[t * K + k] = hp.expert_weights_norm ? static_cast<float>(p[order[k]] / sum) : p[order[k]];
     }
   }
+  if (routing_observer_) routing_observer_(il, T, K, s.sel.data());
 
   // How well the previous layer predicted this routing.
   if (s.pred_layer == il) {

@@ -94,6 +94,12 @@ class Model {
   // 11.1 GB reference model it read 849 MB/token against 528 MB without, at no gain in speed,
   // so the server turns it off unless asked. Never changes the output.
   void set_expert_prediction(bool on) { predict_ = on; }
+  // Told every MoE layer's choice as its router makes it: experts[t * n_used + k] is batch token
+  // t's k-th expert, best first, tokens in batch order. Called on the forward thread before the
+  // experts run; routing traces (`--trace-routing`) and tests use it. Empty: nobody is told.
+  using RoutingObserver =
+      std::function<void(int64_t layer, int64_t n_tokens, int64_t n_used, const int32_t* experts)>;
+  void set_routing_observer(RoutingObserver fn) { routing_observer_ = std::move(fn); }
 
  private:
   Model() = default;
@@ -116,6 +122,7 @@ class Model {
   bool streaming_ = false;
   bool predict_ = true;  // the provider reads on demand: worth prefetching and predicting
   RoutingStats routing_;
+  RoutingObserver routing_observer_;
   std::atomic<bool> in_forward_{false};
   friend struct ArchitectureLoader;
 };

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cctype>
+#include <cstdio>
 #include <limits>
 #include <unordered_set>
 
@@ -75,6 +76,15 @@ std::optional<SynthArch> parse_synth_arch(std::string_view name) {
   return std::nullopt;
 }
 
+const char* synth_routing_name(SynthRouting r) { return r == SynthRouting::Zipf ? "zipf" : "uniform"; }
+
+std::optional<SynthRouting> parse_synth_routing(std::string_view name) {
+  const std::string n = lower(name);
+  for (SynthRouting r : {SynthRouting::Uniform, SynthRouting::Zipf})
+    if (n == synth_routing_name(r)) return r;
+  return std::nullopt;
+}
+
 std::optional<DType> parse_synth_type(std::string_view name) {
   const std::string n = lower(name);
   for (const auto& s : kTypes)
@@ -108,6 +118,27 @@ SynthSpec default_synth_spec(SynthArch arch) {
 
 float synth_weight_std(int64_t row_length) { return float(1.0 / std::sqrt(double(row_length))); }
 
+std::vector<float> synth_router_gains(const SynthSpec& s, int64_t layer) {
+  if (!is_moe(s.arch)) return {};
+  std::vector<float> gain(static_cast<size_t>(s.n_expert), 1.0f);
+  if (s.routing == SynthRouting::Uniform) return gain;
+  // A stream of its own per layer, so that every layer has its own popular experts and its own
+  // exponent, and neither depends on the other layers or on the tensor bytes.
+  uint64_t state = synth::mix64(synth::mix64(s.seed ^ 0x20a7e5ull) + uint64_t(layer) * 0x9e3779b97f4a7c15ull);
+  auto next = [&] { return synth::mix64(state += 0x9e3779b97f4a7c15ull); };
+  const double unit = double(next() >> 11) * 0x1.0p-53;  // [0, 1)
+  const double exponent = s.zipf_s * (0.75 + 0.5 * unit);
+  std::vector<int64_t> expert_of_rank(gain.size());
+  for (size_t i = 0; i < expert_of_rank.size(); ++i) expert_of_rank[i] = int64_t(i);
+  for (size_t i = expert_of_rank.size(); i > 1; --i) std::swap(expert_of_rank[i - 1], expert_of_rank[next() % i]);
+  double sq = 0;
+  for (size_t r = 0; r < gain.size(); ++r) sq += std::pow(double(r + 1), -2 * exponent);
+  const double rms = std::sqrt(sq / double(gain.size()));
+  for (size_t r = 0; r < gain.size(); ++r)
+    gain[size_t(expert_of_rank[r])] = float(std::pow(double(r + 1), -exponent) / rms);
+  return gain;
+}
+
 SynthSpec resolve_synth_spec(const SynthSpec& in) {
   SynthSpec s = in;
   if (!find_synth_type(s.type))
@@ -132,6 +163,8 @@ SynthSpec resolve_synth_spec(const SynthSpec& in) {
   if (is_moe(s.arch)) {
     check_range("n_expert (--experts)", s.n_expert, 1, kMaxExperts);
     check_range("n_expert_used (--used)", s.n_expert_used, 1, s.n_expert);
+    if (!std::isfinite(s.zipf_s) || s.zipf_s < 0 || s.zipf_s > 8)
+      fail("zipf_s (--zipf) = {} is out of range (expected 0 to 8)", s.zipf_s);
   } else if (s.n_expert != 0 || s.n_expert_used != 0) {
     fail("n_expert (--experts) = {}: the llama architecture is dense (use mixtral for experts)", s.n_expert);
   }
@@ -147,9 +180,9 @@ SynthSpec resolve_synth_spec(const SynthSpec& in) {
     const double layers = 1.0 + (double(s.target_size) - double(one)) / double(per_layer);
     // Silently writing a model many times the size asked for would surprise; say what fits.
     if (layers < 0.5)
-      fail("--size {:.2f} MiB is smaller than the smallest model of this shape ({:.2f} MiB with 1 layer); "
+      fail("--size {:.1f} KiB is smaller than the smallest model of this shape ({:.2f} MiB with 1 layer); "
            "ask for more, or make it smaller with --dim, --ffn, --experts or --vocab",
-           double(s.target_size) / 1048576.0, double(one) / 1048576.0);
+           double(s.target_size) / 1024.0, double(one) / 1048576.0);
     if (layers > double(1 << 16))
       fail("--size {:.2f} GiB needs {:.0f} layers of this shape, more than the limit of 65536; give a larger --dim or --ffn",
            double(s.target_size) / 1073741824.0, layers);
@@ -212,6 +245,10 @@ gguf::GGUFWriter build_synth_writer(const SynthSpec& s) {
   w.add_u32("general.file_type", st.file_type);
   w.add_u32("general.quantization_version", 2);
   w.add_u64("strata.synth.seed", s.seed);
+  if (is_moe(s.arch)) {
+    w.add_string("strata.synth.routing", synth_routing_name(s.routing));
+    if (s.routing == SynthRouting::Zipf) w.add_f32("strata.synth.zipf", float(s.zipf_s));
+  }
   w.add_u32(A + ".vocab_size", u32(s.n_vocab));
   w.add_u32(A + ".context_length", u32(s.ctx_len));
   w.add_u32(A + ".embedding_length", u32(s.n_embd));
@@ -291,24 +328,33 @@ SynthResult synth_model(const SynthSpec& spec, const std::string& path, const Sy
     fail("{}: {}", path, e.what());
   }
 
-  // Norms are all ones; every other tensor (router included) is random with std 1/sqrt(row).
+  // Norms are all ones; every other tensor (router included) is random with std 1/sqrt(row),
+  // and each router row is then scaled by its expert's gain (SynthRouting).
   struct Gen {
     bool ones;
     DType type;
     float stddev;
     uint64_t key;
+    int64_t row_length;
+    std::vector<float> row_gain;  // routers with unequal gains only
   };
   std::vector<Gen> gens;
   for (size_t i = 0; i < writer.tensors().size(); ++i) {
     const auto& t = writer.tensors()[i];
     const bool ones = t.name.ends_with("norm.weight");
-    gens.push_back({ones, t.type, synth_weight_std(t.shape[0]), synth::tensor_key(res.spec.seed, i)});
+    Gen g{ones, t.type, synth_weight_std(t.shape[0]), synth::tensor_key(res.spec.seed, i), t.shape[0], {}};
+    long long layer = 0;
+    if (t.name.ends_with(".ffn_gate_inp.weight") && std::sscanf(t.name.c_str(), "blk.%lld.", &layer) == 1 &&
+        res.spec.routing != SynthRouting::Uniform)
+      g.row_gain = synth_router_gains(res.spec, layer);
+    gens.push_back(std::move(g));
   }
   gguf::WriteOptions opts = io;
   if (progress) opts.progress = progress;
   writer.write(path, [&](size_t i, uint64_t offset, std::span<uint8_t> dst) {
     const Gen& g = gens[i];
     if (g.ones) synth::fill_constant_f32(1.0f, offset, dst);
+    else if (!g.row_gain.empty()) synth::fill_random_f32_rows(g.key, g.stddev, g.row_length, g.row_gain, offset, dst);
     else synth::fill_random(g.type, g.key, g.stddev, offset, dst);
   }, opts);
 

@@ -22,6 +22,24 @@ std::optional<SynthArch> parse_synth_arch(std::string_view name);  // the same s
 std::optional<compute::DType> parse_synth_type(std::string_view name);
 const std::vector<std::string>& synth_type_names();
 
+// How the routers of a synthesized MoE (blk.N.ffn_gate_inp.weight) choose experts.
+// - Uniform: every router row is random with the same spread, so over many sequences every
+//   expert is chosen about equally often.
+// - Zipf (default; real MoEs have a few popular experts per layer): each layer ranks its experts
+//   by a permutation drawn from the seed and scales the router row of rank r (0-based) by
+//   (r + 1)^-s, with s = zipf_s times a factor drawn in [0.75, 1.25] per layer; the gains are
+//   normalized to an RMS of 1 so the tensor keeps its overall spread. A token's router logits
+//   stay zero-mean (no bias term), but their spread falls with rank, so high ranks win the top-k
+//   far more often: popularity falls off with rank like a power law, flattened at the top since
+//   an expert's logit is below zero for about half the tokens, so no expert is chosen by much more
+//   than half of them. 64 experts, top-4, s = 0.5: the top expert of a layer is chosen by about
+//   a third of the tokens (uniform: 1/16), the top 8 take about half of all choices (uniform 1/8).
+// Temporal locality needs no knob: attention mixes every earlier position into a token's hidden
+// state, so consecutive tokens share most of what the router sees and tend to reuse experts.
+enum class SynthRouting { Uniform, Zipf };
+const char* synth_routing_name(SynthRouting r);                        // "uniform", "zipf"
+std::optional<SynthRouting> parse_synth_routing(std::string_view name);  // the same spellings
+
 struct SynthSpec {
   SynthArch arch = SynthArch::Mixtral;
   int64_t n_layer = 8;
@@ -37,6 +55,8 @@ struct SynthSpec {
   compute::DType type = compute::DType::Q4_0;  // the big matrices; norms and router are F32
   uint64_t seed = 1;
   uint64_t target_size = 0;  // > 0: n_layer is chosen so the file is about this many bytes
+  SynthRouting routing = SynthRouting::Zipf;  // MoE only
+  double zipf_s = 0.5;  // SynthRouting::Zipf's exponent of the router-row gains, 0 to 8 (0: equal)
 };
 
 // Small demo model of an architecture (dense for llama).
@@ -55,6 +75,10 @@ gguf::GGUFWriter build_synth_writer(const SynthSpec& resolved);
 
 // Standard deviation of a random weight tensor's values: 1 / sqrt(row length).
 float synth_weight_std(int64_t row_length);
+
+// The gain of each expert's router row in `layer` of a resolved spec (SynthRouting): all 1 for
+// Uniform, empty for a dense model. The experts with the highest gains are the popular ones.
+std::vector<float> synth_router_gains(const SynthSpec& resolved, int64_t layer);
 
 struct SynthResult {
   std::string path;

@@ -8,6 +8,7 @@
 // The scale that gives standard deviation s is s / (rms of the code * rms of the sub-scale).
 #include "models/synth_blocks.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <cstring>
@@ -86,6 +87,21 @@ struct F32Gen {
   float a;
   void make(const uint64_t* w, uint8_t* out) const {
     const float v[2] = {uniform(w[0], a), uniform(w[0] >> 32, a)};
+    std::memcpy(out, v, 8);
+  }
+};
+
+// F32Gen's values, each times its row's gain; needs the block index to know the rows.
+struct F32RowsGen {
+  static constexpr int kWords = 1, kBytes = 8;
+  float a;
+  int64_t row_length;
+  std::span<const float> gain;
+  float gain_of(uint64_t element) const {  // the tensor's last block may run one element past it
+    return gain[std::min<uint64_t>(element / uint64_t(row_length), gain.size() - 1)];
+  }
+  void make(const uint64_t* w, uint8_t* out, uint64_t block) const {
+    const float v[2] = {uniform(w[0], a) * gain_of(2 * block), uniform(w[0] >> 32, a) * gain_of(2 * block + 1)};
     std::memcpy(out, v, 8);
   }
 };
@@ -243,7 +259,8 @@ void run_blocks(const Gen& g, uint64_t key, uint64_t offset, std::span<uint8_t> 
   auto make_block = [&](uint64_t block, uint8_t* out) {
     uint64_t c = key + block * Gen::kWords * kGolden;
     for (int i = 0; i < Gen::kWords; ++i, c += kGolden) words[i] = mix64(c);
-    g.make(words, out);
+    if constexpr (requires { g.make(words, out, block); }) g.make(words, out, block);
+    else g.make(words, out);
   };
   uint8_t* out = dst.data();
   size_t left = dst.size();
@@ -316,6 +333,12 @@ void fill_random(DType type, uint64_t key, float s, uint64_t offset, std::span<u
     default:
       assert(false && "fill_random: unsupported type");
   }
+}
+
+void fill_random_f32_rows(uint64_t key, float s, int64_t row_length, std::span<const float> row_gain, uint64_t offset,
+                          std::span<uint8_t> dst) {
+  assert(row_length > 0 && (offset + dst.size()) / 4 <= uint64_t(row_length) * row_gain.size());
+  run_blocks(F32RowsGen{float(double(s) * std::sqrt(3.0)), row_length, row_gain}, key, offset, dst);
 }
 
 void fill_constant_f32(float value, uint64_t offset, std::span<uint8_t> dst) {

@@ -30,6 +30,12 @@ inline uint64_t tensor_key(uint64_t seed, uint64_t tensor_index) {
 void fill_random(compute::DType type, uint64_t key, float stddev, uint64_t offset,
                  std::span<uint8_t> dst);
 
+// The F32 case of fill_random with each row scaled: element j is multiplied by
+// row_gain[j / row_length]. Gains of 1 give exactly fill_random's bytes. Routers use it to make
+// some experts' logits spread wider than others' (models/synth.h, SynthRouting::Zipf).
+void fill_random_f32_rows(uint64_t key, float stddev, int64_t row_length, std::span<const float> row_gain,
+                          uint64_t offset, std::span<uint8_t> dst);
+
 // Bytes of an F32 tensor whose elements all equal `value`.
 void fill_constant_f32(float value, uint64_t offset, std::span<uint8_t> dst);
 

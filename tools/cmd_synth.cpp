@@ -16,12 +16,14 @@
 #include "tools/model_flags.h"
 #include "tools/progress.h"
 #include "tools/units.h"
+#include "tools/validators.h"
 
 namespace strata::tools {
 namespace {
 
 struct SynthArgs {
-  std::string output, arch = "mixtral", type = "q4_0", size;
+  std::string output, arch = "mixtral", type = "q4_0", size, routing;
+  std::optional<double> zipf;
   std::optional<int64_t> layers, dim, heads, kv_heads, head_dim, experts, used, ffn, vocab, ctx;
   uint64_t seed = 1;
   int threads = 0;
@@ -59,6 +61,19 @@ int run(const SynthArgs& a) {
   // A head count given without a head size means the usual n_embd / n_head.
   if ((a.dim || a.heads) && !a.head_dim) spec.head_dim = 0;
   if (!a.size.empty()) spec.target_size = parse_size(a.size, "--size");
+  if (!a.routing.empty() || a.zipf) {
+    if (*arch == models::SynthArch::Llama)
+      fail("--routing/--zipf shape how MoE routers choose experts; the llama architecture is dense (use --arch mixtral "
+           "or qwen3moe)");
+    if (!a.routing.empty()) {
+      const auto routing = models::parse_synth_routing(a.routing);
+      if (!routing) fail("--routing '{}': expected uniform or zipf", a.routing);
+      spec.routing = *routing;
+    }
+    if (a.zipf && spec.routing != models::SynthRouting::Zipf)
+      fail("--zipf {} is zipf routing's exponent; it means nothing with --routing uniform", *a.zipf);
+    if (a.zipf) spec.zipf_s = *a.zipf;
+  }
 
   auto threads = limit_threads(a.threads);
 
@@ -74,11 +89,14 @@ int run(const SynthArgs& a) {
       io);
   bar.finish();
   const auto& s = r.spec;
-  std::printf("%s: %s, %zu tensors (%s %s, %lld layers, dim %lld, %lld experts), %.2f s, %s\n",
+  const std::string routing = s.n_expert == 0                          ? ""
+                              : s.routing == models::SynthRouting::Zipf ? fmt::format(", zipf {:g} routing", s.zipf_s)
+                                                                        : ", uniform routing";
+  std::printf("%s: %s, %zu tensors (%s %s, %lld layers, dim %lld, %lld experts%s), %.2f s, %s\n",
               r.path.c_str(), format_bytes(double(r.bytes)).c_str(), r.n_tensors,
               models::synth_arch_name(s.arch), compute::type_name(s.type),
               static_cast<long long>(s.n_layer), static_cast<long long>(s.n_embd),
-              static_cast<long long>(s.n_expert), r.seconds,
+              static_cast<long long>(s.n_expert), routing.c_str(), r.seconds,
               format_rate(r.seconds > 0 ? double(r.bytes) / r.seconds : 0.0).c_str());
   return 0;
 }
@@ -103,6 +121,14 @@ void add_synth_command(CLI::App& app, int& exit_code) {
   c->add_option("--ctx", a->ctx, "Training context length written to the file");
   auto* size = c->add_option("--size", a->size, "Pick the layer count for about this file size (512M, 4G, 11.1G)");
   layers->excludes(size);
+  c->add_option("--routing", a->routing,
+                "How MoE routers choose experts: zipf (default; each layer has a few experts that far more "
+                "tokens choose than the rest, as in real MoEs) or uniform (every expert about equally often)");
+  c->add_option("--zipf", a->zipf,
+                "Zipf routing's exponent S, 0 to 8 (default 0.5): in each layer the router row of the expert ranked r "
+                "(a per-layer random order) is scaled by (r+1)^-S, S varying +-25% between layers; higher S, fewer "
+                "popular experts. 64 experts top-4 at 0.5: the top expert is chosen by about 1/3 of the tokens")
+      ->check(between(0, 8));
   c->add_option("--seed", a->seed, "Random seed (default 1)");
   add_threads_flag(c, a->threads);
   c->add_flag("--buffered", a->buffered, "Write through the page cache instead of O_DIRECT");

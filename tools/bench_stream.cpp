@@ -12,6 +12,7 @@
 #include "storage/sequential_read.h"
 #include "tools/common.h"
 #include "tools/progress.h"
+#include "tools/routing_trace_flag.h"
 #include "tools/units.h"
 
 namespace strata::tools {
@@ -150,6 +151,7 @@ BenchReport run_stream_bench(const StreamBenchArgs& a) {
     raw.units = storage::measure_extent_read(model->file().paths(), extents, raw_io, 1 << 20, a.streaming.queue_depth);
   }
   const BenchModel info = describe_bench_model(a.model, model->file());
+  RoutingTraceRecorder trace(*model, a.trace_routing);
   const uint64_t runs = uint64_t(n_tests) * a.threads.size() * a.batch.size() * uint64_t(a.reps);
   Progress bar("bench", runs, Progress::Unit::Items, "runs");
   BenchReport report;
@@ -163,6 +165,7 @@ BenchReport run_stream_bench(const StreamBenchArgs& a) {
         if (n > 0) report.rows.push_back(decode_test(*model, info, {batch, n, a.reps, n_threads}, raw, bar));
   }
   bar.finish();
+  trace.finish();
   if (a.raw)
     report.notes.push_back(fmt::format(
         "raw O_DIRECT reads ({}): sequential {} at {}; the run's pattern (whole units, random order) {} at {}; "

@@ -20,6 +20,7 @@ struct StreamBenchArgs {
   bool raw = true;  // measure the raw read speeds too
   // The all-resident compute time per token (0: unknown, and no ratio_to_roofline).
   double compute_s_per_token = 0;
+  std::string trace_routing;  // --trace-routing: every forward step's routing, warm-ups included
 };
 
 // Rows in llama-bench's fields; each tg row adds the streaming figures (StreamSummary's, over

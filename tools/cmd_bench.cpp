@@ -17,6 +17,7 @@
 #include "tools/load_bench.h"
 #include "tools/model_flags.h"
 #include "tools/progress.h"
+#include "tools/routing_trace_flag.h"
 #include "tools/streaming_flags.h"
 #include "tools/validators.h"
 
@@ -32,6 +33,7 @@ struct BenchArgs {
   std::string output = "md";
   bool json = false;
   bool load = false;
+  std::string trace_routing;
   StreamingFlags streaming;
   CLI::Option *prompt_opt = nullptr, *batch_opt = nullptr, *output_opt = nullptr, *reps_opt = nullptr;
 };
@@ -108,6 +110,7 @@ BenchReport run_resident(const BenchArgs& a) {
   const auto n_tests = std::count_if(a.n_prompt.begin(), a.n_prompt.end(), positive) +
                        std::count_if(a.n_gen.begin(), a.n_gen.end(), positive);
   Progress bar("bench", uint64_t(n_tests) * a.threads.size() * uint64_t(a.reps), Progress::Unit::Items, "runs");
+  RoutingTraceRecorder trace(*model, a.trace_routing);
   ResidentBench bench(*model, info, a.reps, bar, *std::max_element(a.n_prompt.begin(), a.n_prompt.end()));
   BenchReport report;
   for (int threads : a.threads) {
@@ -121,6 +124,7 @@ BenchReport run_resident(const BenchArgs& a) {
       if (n > 0) report.rows.push_back(bench.generate(n, n_threads));
   }
   bar.finish();
+  trace.finish();
   return report;
 }
 
@@ -146,6 +150,7 @@ BenchFormat check_args(const BenchArgs& a) {
 // The load benchmark (tools/load_bench.h) in place of the speed tests.
 int run_load(const BenchArgs& a, BenchFormat format) {
   if (a.streaming.streamed()) fail("--load measures loading into RAM: leave out --memory-budget");
+  if (!a.trace_routing.empty()) fail("--trace-routing: --load runs no forward steps, so there is no routing to trace");
   if (format != BenchFormat::Md && format != BenchFormat::Json) fail("--load prints a summary or JSON: use -o md or -o json");
   if (a.threads.size() > 1) fail("-t/--threads: --load takes one thread count, not a list");
   LoadBenchArgs l;
@@ -172,6 +177,7 @@ int run(const BenchArgs& a) {
     s.threads = a.threads;
     s.reps = a.reps;
     s.compute_s_per_token = a.compute_s_per_token;
+    s.trace_routing = a.trace_routing;
     report = run_stream_bench(s);
   } else {
     report = run_resident(a);
@@ -210,6 +216,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
                 "Streaming: the all-resident compute time per token (1 / a resident tg run's t/s), for the roofline "
                 "max(bytes read per token / read speed, this) that ratio_to_roofline compares with")
       ->check(at_least(0));
+  add_trace_routing_flag(c, a->trace_routing);
   add_streaming_flags(c, a->streaming);
   c->callback([a, &exit_code] { exit_code = run(*a); });
 }

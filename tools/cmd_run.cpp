@@ -12,6 +12,7 @@
 #include "tools/commands.h"
 #include "tools/common.h"
 #include "tools/model_flags.h"
+#include "tools/routing_trace_flag.h"
 #include "tools/streaming_flags.h"
 #include "tools/utf8_printer.h"
 #include "tools/validators.h"
@@ -27,6 +28,7 @@ struct RunArgs {
   int gpu_layers = 0;
   bool json = false, no_display_prompt = false, ignore_eos = false;
   StreamingFlags streaming;
+  std::string trace_routing;
   models::SamplingParams sp;
   std::vector<std::string> stop;
 };
@@ -40,6 +42,7 @@ int run(const RunArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
   auto model = load_model(a.model, a.streaming);
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  RoutingTraceRecorder trace(*model, a.trace_routing);
 
   models::GenerateOptions opts;
   opts.n_predict = a.n_predict;
@@ -108,6 +111,7 @@ int run(const RunArgs& a) {
                  static_cast<long long>(r.stats.gen_tokens), r.stats.gen_tps());
     if (streamed) std::fprintf(stderr, "%s\n", sum.line().c_str());
   }
+  trace.finish();
   return 0;
 }
 
@@ -130,6 +134,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
   c->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past end-of-generation tokens");
   c->add_flag("--no-display-prompt", a->no_display_prompt, "Print only the generated text, not the prompt before it");
   c->add_flag("--json", a->json, "Print one JSON object instead of streaming text");
+  add_trace_routing_flag(c, a->trace_routing);
   add_streaming_flags(c, a->streaming);
   c->callback([a, c, &exit_code] {
     if (a->prompt.empty() && a->prompt_file.empty() && c->count("--prompt") == 0)

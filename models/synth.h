@@ -28,14 +28,18 @@ const std::vector<std::string>& synth_type_names();
 // - Zipf (default; real MoEs have a few popular experts per layer): each layer ranks its experts
 //   by a permutation drawn from the seed and scales the router row of rank r (0-based) by
 //   (r + 1)^-s, with s = zipf_s times a factor drawn in [0.75, 1.25] per layer; the gains are
-//   normalized to an RMS of 1 so the tensor keeps its overall spread. A token's router logits
-//   stay zero-mean (no bias term), but their spread falls with rank, so high ranks win the top-k
-//   far more often: popularity falls off with rank like a power law, flattened at the top since
-//   an expert's logit is below zero for about half the tokens, so no expert is chosen by much more
-//   than half of them. 64 experts, top-4, s = 0.5: the top expert of a layer is chosen by about
-//   a third of the tokens (uniform: 1/16), the top 8 take about half of all choices (uniform 1/8).
+//   normalized to an RMS of 1 so the tensor keeps its overall spread. Across tokens the router
+//   logits stay zero-mean, but their spread falls with rank, so high ranks win the top-k far
+//   more often: popularity falls off with rank like a power law, flattened at the top since an
+//   expert's logit is below zero for about half the tokens. 64 experts, top-4, s = 0.5, over
+//   independent tokens: the top expert of a layer is chosen by about a third of them (even
+//   share: 1/16), the top 8 take about half of all choices (even: 1/8).
+//   Why spread and not a bias: a per-expert bias needs a hidden-state component every token
+//   shares, and with random weights the layers' outputs swamp any shared part of the embeddings
+//   after the first attention; the spread acts whatever the hidden state's size.
 // Temporal locality needs no knob: attention mixes every earlier position into a token's hidden
-// state, so consecutive tokens share most of what the router sees and tend to reuse experts.
+// state, so consecutive tokens share most of what the router sees and reuse experts; within one
+// long sequence that drift alone gives a layer favourites, with either routing.
 enum class SynthRouting { Uniform, Zipf };
 const char* synth_routing_name(SynthRouting r);                        // "uniform", "zipf"
 std::optional<SynthRouting> parse_synth_routing(std::string_view name);  // the same spellings

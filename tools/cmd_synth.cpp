@@ -127,7 +127,7 @@ void add_synth_command(CLI::App& app, int& exit_code) {
   c->add_option("--zipf", a->zipf,
                 "Zipf routing's exponent S, 0 to 8 (default 0.5): in each layer the router row of the expert ranked r "
                 "(a per-layer random order) is scaled by (r+1)^-S, S varying +-25% between layers; higher S, fewer "
-                "popular experts. 64 experts top-4 at 0.5: the top expert is chosen by about 1/3 of the tokens")
+                "popular experts. 64 experts top-4 at 0.5: the top expert is chosen by about 1/3 of independent tokens")
       ->check(between(0, 8));
   c->add_option("--seed", a->seed, "Random seed (default 1)");
   add_threads_flag(c, a->threads);

@@ -304,7 +304,23 @@ TEST_CASE("bench --memory-budget: a llama-bench array whose tg rows carry the st
   RunResult md = run_strata(fmt::format("bench -m \"{}\" --memory-budget 4M -n 2 -r 1 -t 1", m), true);
   REQUIRE_MESSAGE(md.status == 0, md.output);
   const auto head = md_cells(lines_of(md.output).at(0));
-  for (const char* col : {"n_batch", "budget", "io", "test", "t/s", "read/token", "floor ratio"})
+  for (const char* col : {"n_batch", "budget", "io", "test", "t/s", "read/token", "floor ratio", "roofline ratio"})
     CHECK_MESSAGE(std::find(head.begin(), head.end(), col) != head.end(), col);
-  CHECK(contains(md.output, "raw sequential read"));
+  CHECK(contains(md.output, "raw O_DIRECT reads"));
+  CHECK(contains(md.output, "the run's pattern (whole units, random order)"));
+
+  // With the resident compute time given, the roofline is the slower of disk and CPU.
+  RunResult rj = run_strata(
+      fmt::format("bench -m \"{}\" --memory-budget 4M -n 2 -r 1 -t 1 -o json --compute-s-per-token 5", m), true);
+  REQUIRE_MESSAGE(rj.status == 0, rj.output);
+  const json row = json::parse(rj.output).at(0);
+  CHECK(row["raw_unit_gbps"].get<double>() > 0);
+  CHECK(row["compute_s_per_token"] == 5.0);
+  CHECK(row["roofline_s_per_token"].get<double>() == doctest::Approx(std::max(5.0, row["floor_s_per_token"].get<double>())));
+  CHECK(row["ratio_to_roofline"].get<double>() ==
+        doctest::Approx(row["avg_ts"].get<double>() * row["roofline_s_per_token"].get<double>()).epsilon(0.05));
+  // Without it there is no roofline to compare with, and the row says so.
+  CHECK(json::parse(run_strata(fmt::format("bench -m \"{}\" --memory-budget 4M -n 2 -r 1 -t 1 -o json", m), true).output)
+            .at(0)["ratio_to_roofline"]
+            .is_null());
 }

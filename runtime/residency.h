@@ -25,7 +25,11 @@ namespace strata::runtime {
 struct ResidencyParams {
   double w_freq = 1.0;
   double w_recency = 1.0;
-  double freq_half_life = 256;    // layers
+  // 64 layers (a few decode steps of a 24-layer model): on skewed routing traces replayed by
+  // `strata cachesim`, 256 kept yesterday's favourites too long (below LRU with a quarter of the
+  // experts cached: 91.6% vs 92.9%); 64 matches or beats LRU at 12-50% and stays within 0.97 of
+  // Belady's optimum at 25-50%.
+  double freq_half_life = 64;     // layers
   double recency_half_life = 32;  // layers
   double read_latency_s = 200e-6;
 };

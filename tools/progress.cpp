@@ -10,7 +10,6 @@
 
 namespace strata::tools {
 namespace {
-constexpr double kQuietSeconds = 2.0;   // phases shorter than this show nothing
 constexpr double kTtyInterval = 0.1;    // redraws per second on a terminal: 10
 constexpr double kLogInterval = 5.0;    // a plain line every 5 s otherwise
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -24,7 +23,9 @@ Progress::Progress(std::string label, uint64_t total, Unit unit, std::string uni
   if (const char* e = std::getenv("STRATA_PROGRESS")) {
     if (std::string(e) == "0") enabled_ = false;
     if (std::string(e) == "1") tty_ = true;
+    if (std::string(e) == "lines") tty_ = false;
   }
+  if (const char* e = std::getenv("STRATA_PROGRESS_AFTER")) quiet_s_ = std::atof(e);
   start_ = last_draw_ = std::chrono::steady_clock::now();
 }
 
@@ -41,7 +42,7 @@ void Progress::update(uint64_t done) {
   std::unique_lock lock(mu_, std::try_to_lock);
   if (!lock.owns_lock() || finished_) return;
   const double elapsed = seconds_since(start_);
-  if (elapsed < kQuietSeconds) return;
+  if (elapsed < quiet_s_) return;
   if (drawn_ && seconds_since(last_draw_) < (tty_ ? kTtyInterval : kLogInterval)) return;
   draw(done, false);
 }

@@ -2,7 +2,8 @@
 // phase that ends within about two seconds. On a terminal one bar is redrawn in place:
 //   loading  [##########..........]  50%  1.00 GiB of 2.00 GiB  1.20 GiB/s  ETA 1 s
 // otherwise (a log file, a pipe) one plain line every five seconds. STRATA_PROGRESS=0 turns it
-// off, =1 forces the terminal form. update() may be called from any thread.
+// off, =1 forces the terminal form, =lines the plain one; STRATA_PROGRESS_AFTER=SECONDS changes
+// the quiet start (tests use 0). update() may be called from any thread.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -35,6 +36,7 @@ class Progress {
   Unit unit_;
   std::atomic<uint64_t> total_, done_{0};
   bool tty_ = false, enabled_ = true, drawn_ = false, finished_ = false;
+  double quiet_s_ = 2.0;  // nothing is shown for a phase shorter than this
   std::chrono::steady_clock::time_point start_, last_draw_;
   std::mutex mu_;
 };

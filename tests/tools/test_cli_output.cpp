@@ -3,6 +3,7 @@
 // UTF-8 from a random model, and the demo saying what it shows.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
+#include <sys/wait.h>
 
 #include <filesystem>
 #include <fstream>
@@ -161,4 +162,44 @@ TEST_CASE("text from a random model reaches the terminal as valid UTF-8") {
                                              cli_moe_model()), true);
   REQUIRE(r.status == 0);
   CHECK(valid_utf8(r.output));
+}
+
+TEST_CASE("progress: a bar on a terminal, plain lines otherwise, for load, synth, perplexity and bench") {
+  const std::string m = cli_model();
+  // The quiet start (2 s) is set to 0 so that these short phases show their progress.
+  const std::string lines = "STRATA_PROGRESS=lines STRATA_PROGRESS_AFTER=0 ";
+  const std::string bin = strata::test::strata_binary();
+  auto sh = [&](const std::string& env, const std::string& args) {
+    RunResult r;
+    const std::string cmd = fmt::format("{} \"{}\" {} 2>&1 >/dev/null", env, bin, args);
+    FILE* pipe = ::popen(cmd.c_str(), "r");
+    REQUIRE(pipe != nullptr);
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
+    const int raw = ::pclose(pipe);
+    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+    return r;
+  };
+  RunResult r = sh(lines, fmt::format("run -m {} -p hi -n 2", m));
+  CAPTURE(r.output);
+  CHECK(r.status == 0);
+  CHECK(std::regex_search(r.output, std::regex("loading: 100% \\([0-9.]+ KiB of [0-9.]+ KiB, .*/s  in [0-9.]+ s\\)")));
+  const std::string out = (strata::test::cli_temp_dir() / "progress.gguf").string();
+  r = sh(lines, fmt::format("synth -o {} --arch llama --layers 2 --dim 64 --heads 4 --kv-heads 2 --ffn 128 --vocab 300 --type f32 --buffered", out));
+  CHECK(r.status == 0);
+  CHECK(std::regex_search(r.output, std::regex("synth: 100% \\(")));
+  r = sh(lines, fmt::format("perplexity -m {} -f {}", m, text_file(400)));
+  CHECK(r.status == 0);
+  CHECK(std::regex_search(r.output, std::regex("perplexity: 100% \\([0-9]+ of [0-9]+ chunks")));
+  r = sh(lines, fmt::format("bench -m {} -p 8 -n 4 -r 2", m));
+  CHECK(r.status == 0);
+  CHECK(std::regex_search(r.output, std::regex("bench: 100% \\(4 of 4 runs")));
+  // The terminal form redraws one line in place.
+  r = sh("STRATA_PROGRESS=1 STRATA_PROGRESS_AFTER=0", fmt::format("run -m {} -p hi -n 2", m));
+  CHECK(r.output.find("\rloading  [") != std::string::npos);
+  // Off by default for phases under two seconds, and with STRATA_PROGRESS=0.
+  CHECK(sh("", fmt::format("run -m {} -p hi -n 2", m)).output.find("loading") == std::string::npos);
+  CHECK(sh("STRATA_PROGRESS=0 STRATA_PROGRESS_AFTER=0", fmt::format("run -m {} -p hi -n 2", m)).output.find("loading") ==
+        std::string::npos);
 }

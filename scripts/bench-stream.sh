@@ -33,26 +33,18 @@ fi
 
 drop_cache() { sync; echo 1 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 
-# Runs "$@" inside a fresh memory cgroup limited to $1 bytes; prints "1" on stderr's fd 3 when
-# confined. Falls back to running unconfined.
-run_in_cgroup() {
-  local limit=$1; shift
-  local v1=/sys/fs/cgroup/memory v2=/sys/fs/cgroup cg=""
-  if [ -d "$v1" ] && mkdir -p "$v1/strata-bench" 2>/dev/null; then
-    cg="$v1/strata-bench"; echo "$limit" > "$cg/memory.limit_in_bytes"
-  elif [ -f "$v2/cgroup.controllers" ] && mkdir -p "$v2/strata-bench" 2>/dev/null; then
-    cg="$v2/strata-bench"; echo "$limit" > "$cg/memory.max"
-  fi
-  if [ -n "$cg" ]; then
-    echo 1 > "$OUT/.confined"
-    bash -c 'echo $$ > "$1/cgroup.procs"; shift; exec "$@"' _ "$cg" "$@"
-    local rc=$?
-    rmdir "$cg" 2>/dev/null || true
-    return $rc
-  fi
-  echo 0 > "$OUT/.confined"
-  "$@"
-}
+# run_in_cgroup LIMIT CMD...: CMD in a memory cgroup of LIMIT bytes (unconfined where none).
+source scripts/lib/cgroup.sh
+
+# The all-resident run first: its time per token is the CPU's limit, the compute side of the
+# roofline every streamed run is compared with (ratio_to_roofline).
+COMPUTE=()
+if [ "$RESIDENT" = 1 ]; then
+  echo "bench-stream: all resident" >&2
+  build/strata bench -m "$MODEL" -p 0 -n "$N" -r "$REPS" -t "$THREADS" -o json > "$OUT/resident.json"
+  cs=$(python3 -c "import json;r=[x for x in json.load(open('$OUT/resident.json')) if x['n_gen']>0][0];print(1.0/r['avg_ts'])")
+  COMPUTE=(--compute-s-per-token "$cs")
+fi
 
 rows=()
 for io in $BACKENDS; do
@@ -63,8 +55,8 @@ for io in $BACKENDS; do
     f="$OUT/$io-$gib.json"
     if [ "$io" = mmap ]; then
       half=$((bytes / 2))
-      if run_in_cgroup "$bytes" build/strata bench -m "$MODEL" --memory-budget "$half" --io mmap -n "$N" -r "$REPS" -t "$THREADS" -o json > "$f"; then
-        python3 - "$f" "$bytes" "$(cat "$OUT/.confined")" <<'PY'
+      if run_in_cgroup "$bytes" build/strata bench -m "$MODEL" --memory-budget "$half" --io mmap -n "$N" -r "$REPS" -t "$THREADS" "${COMPUTE[@]}" -o json > "$f"; then
+        python3 - "$f" "$bytes" "$CGROUP_CONFINED" <<'PY'
 import json, sys
 rows = json.load(open(sys.argv[1]))
 for r in rows:
@@ -75,16 +67,12 @@ PY
         echo "[{\"io\": \"mmap\", \"memory_budget\": $bytes, \"failed\": true}]" > "$f"
       fi
     else
-      build/strata bench -m "$MODEL" --memory-budget "$bytes" --io "$io" -n "$N" -r "$REPS" -t "$THREADS" -o json > "$f" ||
+      build/strata bench -m "$MODEL" --memory-budget "$bytes" --io "$io" -n "$N" -r "$REPS" -t "$THREADS" "${COMPUTE[@]}" -o json > "$f" ||
         echo "[{\"io\": \"$io\", \"memory_budget\": $bytes, \"failed\": true}]" > "$f"
     fi
     rows+=("$f")
   done
 done
-if [ "$RESIDENT" = 1 ]; then
-  echo "bench-stream: all resident" >&2
-  build/strata bench -m "$MODEL" -p 0 -n "$N" -r 1 -t "$THREADS" -o json > "$OUT/resident.json"
-fi
 
 python3 - "$OUT" "${rows[@]}" <<'PY'
 import json, sys, os
@@ -102,13 +90,20 @@ with open(os.path.join(out, "stream.dat"), "w") as d:
             if r["io"] == io and not r.get("failed"):
                 d.write(f"{r['memory_budget'] / 2**30} {r['tokens_per_s']}\n")
         d.write("\n\n")
+    # The roofline: 1 / max(bytes read per token / the run's pattern speed, resident compute).
+    d.write("# roofline\n")
+    for r in rows:
+        if not r.get("failed") and r.get("roofline_s_per_token"):
+            d.write(f"{r['memory_budget'] / 2**30} {1.0 / r['roofline_s_per_token']}\n")
+    d.write("\n\n")
 for r in rows:
     if r.get("failed"):
         print(f"{r['io']:6s} {r['memory_budget']/2**30:5.1f} GiB  failed")
     else:
         print(f"{r['io']:6s} {r['memory_budget']/2**30:5.1f} GiB  {r['tokens_per_s']:7.3f} tok/s  "
               f"read {r['bytes_read_per_token']/1e9:.2f} GB/tok at {r['read_gbps']:.2f} GB/s  raw {r['raw_gbps']:.2f}  "
-              f"ratio_to_floor {r['ratio_to_floor']:.2f}  disk_busy {r['disk_busy']:.2f}  "
+              f"unit pattern {r.get('raw_unit_gbps', 0):.2f}  ratio_to_floor {r['ratio_to_floor']:.2f}  "
+              f"ratio_to_roofline {(r.get('ratio_to_roofline') or 0):.2f}  disk_busy {r['disk_busy']:.2f}  "
               f"hits d/e {r['hit_rate_dense']:.2f}/{r['hit_rate_expert']:.2f}  prefetch {r['prefetch_accuracy']:.2f}")
 if resident:
     print(f"resident        {resident:7.3f} tok/s")
@@ -127,7 +122,11 @@ if command -v gnuplot >/dev/null; then
     plot="plot"
     i=0
     for io in $(grep '^# ' "$OUT/stream.dat" | cut -c3-); do
-      plot="$plot '$OUT/stream.dat' index $i with linespoints title '$io',"
+      if [ "$io" = roofline ]; then
+        plot="$plot '$OUT/stream.dat' index $i with linespoints dashtype 3 title 'roofline (slower of disk and CPU)',"
+      else
+        plot="$plot '$OUT/stream.dat' index $i with linespoints title '$io',"
+      fi
       i=$((i + 1))
     done
     [ -n "$resident" ] && plot="$plot $resident with lines dashtype 2 title 'all resident',"

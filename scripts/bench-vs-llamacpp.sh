@@ -17,20 +17,25 @@
 #           with its plain mmap inside a 4 GiB memory cgroup against `strata bench
 #           --memory-budget 4G` (its own pool is the limit; it runs outside the cgroup). Before
 #           each run the page cache is dropped.
-# Resident llama.cpp runs as node-llama-cpp sets it up (mmap, and the CPU backend's weight
-# repacking on). Repacking copies every Q4_0 weight into anonymous memory, so under the cgroup it
-# would be OOM-killed while loading; there llama.cpp runs with repacking off, as llama.cpp's own
-# `--no-repack`: node-llama-cpp has no option for it, so scripts/lib/llamacpp-norepack.c
-# (LD_PRELOAD, built here against the bundled release's llama.h) sets use_extra_bufts = false.
-# The JSON records per run whether llama.cpp repacked ("CPU_REPACK" buffers in its load log).
-#
+# llama.cpp runs as node-llama-cpp sets it up (CPU backend, mmap, the CPU backend's weight
+# repacking on), with two changes made through scripts/lib/llamacpp-shim.c (LD_PRELOAD, built here
+# against the llama.h of the release the package bundles), where node-llama-cpp has no option:
+#  - a persistent CPU threadpool per context, as llama-bench attaches (LLAMACPP_THREADPOOL=1, the
+#    default). node-llama-cpp attaches none, so each llama_decode creates and joins a throwaway
+#    pool; with THREADS = cores, its spinning threads then preempt one another, and 2-thread
+#    decode of the tiny model runs ~70 tok/s instead of ~4500 (LLAMACPP_THREADPOOL=0 shows it).
+#  - under the cgroup only, no repacking, as llama.cpp's `--no-repack`: repacking copies every
+#    Q4_0 weight into anonymous memory, so in 4 GiB it is OOM-killed while loading the 11.1 GB
+#    model; without it the weights stay in the file's mmap (page cache the cgroup can reclaim).
+# The JSON records per llama.cpp run whether it repacked ("CPU_REPACK" buffers in its load log)
+# and what the shim did.
 # Every run is bounded (TIMEOUT seconds, TIMEOUT_BIG for the 11.1 GB model); a run killed by the
 # timeout or by the cgroup's OOM killer is recorded as such, and the script goes on.
 #
 # Usage: scripts/bench-vs-llamacpp.sh [OUT_DIR]
 #   CASES=tiny,moe,big,cgroup  PAIRS=3  THREADS=$(nproc)  REPS (per process; default 5 for the
 #   small models, 2 for big, 1 for cgroup)  TIMEOUT=180  TIMEOUT_BIG=900  CGROUP_LIMIT=4G
-#   CGROUP_N=8 (decode tokens under the cgroup)
+#   CGROUP_N=8 (decode tokens under the cgroup)  LLAMACPP_THREADPOOL=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-build/bench/vs-llamacpp}
@@ -41,6 +46,7 @@ TIMEOUT=${TIMEOUT:-180}
 TIMEOUT_BIG=${TIMEOUT_BIG:-900}
 CGROUP_LIMIT=${CGROUP_LIMIT:-4G}
 CGROUP_N=${CGROUP_N:-8}
+LLAMACPP_THREADPOOL=${LLAMACPP_THREADPOOL:-1}
 SHARED=${STRATA_SHARED:-../shared}
 BIG=${BIG_MODEL:-build/bench/mixtral-2048x24-e8-q4_0.gguf}
 NLC_VERSION=3.21.1
@@ -71,14 +77,14 @@ if [ "$have" != "$NLC_VERSION" ] || [ ! -d "$NLC_DIR/node_modules/$NLC_BINS" ]; 
   (cd "$NLC_DIR" && npm i -E --omit=optional --no-audit --no-fund --loglevel=error \
      "node-llama-cpp@$NLC_VERSION" "$NLC_BINS@$NLC_VERSION" >/dev/null)
 fi
-# The no-repack shim, against the llama.h of the release the package bundles.
-NOREPACK=$NLC_DIR/llamacpp-norepack.so
-if [ ! -f "$NOREPACK" ] || [ scripts/lib/llamacpp-norepack.c -nt "$NOREPACK" ]; then
+# The shim, against the llama.h of the release the package bundles.
+SHIM=$NLC_DIR/llamacpp-shim.so
+if [ ! -f "$SHIM" ] || [ scripts/lib/llamacpp-shim.c -nt "$SHIM" ]; then
   src=$NLC_DIR/llama.cpp-headers
   rm -rf "$src"
   git clone -q --no-checkout "$NLC_DIR/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$src"
   git -C "$src" -c advice.detachedHead=false checkout -q HEAD -- include ggml/include
-  cc -shared -fPIC -O2 -Wall -I "$src/include" -I "$src/ggml/include" -o "$NOREPACK" scripts/lib/llamacpp-norepack.c -ldl
+  cc -shared -fPIC -O2 -Wall -I "$src/include" -I "$src/ggml/include" -o "$SHIM" scripts/lib/llamacpp-shim.c -ldl
 fi
 
 drop_cache() { sync; echo 1 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
@@ -150,15 +156,15 @@ for c in "${cases[@]}"; do
       if [ "$c" = cgroup ]; then
         drop_cache
         if [ "$side" = llamacpp ]; then
-          run_side "$c" "$i" "$side" 1 "$lim" env LD_PRELOAD="$PWD/$NOREPACK" NLC_DIR="$NLC_DIR" \
-            node scripts/lib/llamacpp-bench.mjs "$model" 0 "$N" "$THREADS" "$R" "$vocab"
+          run_side "$c" "$i" "$side" 1 "$lim" env LD_PRELOAD="$PWD/$SHIM" STRATA_LLAMACPP_NO_REPACK=1 \
+            STRATA_LLAMACPP_THREADPOOL="$LLAMACPP_THREADPOOL" NLC_DIR="$NLC_DIR" node scripts/lib/llamacpp-bench.mjs "$model" 0 "$N" "$THREADS" "$R" "$vocab"
         else
           run_side "$c" "$i" "$side" 0 "$lim" build/strata bench -m "$model" --memory-budget "$CGROUP_LIMIT" \
             -n "$N" -t "$THREADS" -r "$R" -o json
         fi
       elif [ "$side" = llamacpp ]; then
-        run_side "$c" "$i" "$side" 0 "$lim" env NLC_DIR="$NLC_DIR" \
-          node scripts/lib/llamacpp-bench.mjs "$model" "$P" "$N" "$THREADS" "$R" "$vocab"
+        run_side "$c" "$i" "$side" 0 "$lim" env LD_PRELOAD="$PWD/$SHIM" \
+          STRATA_LLAMACPP_THREADPOOL="$LLAMACPP_THREADPOOL" NLC_DIR="$NLC_DIR" node scripts/lib/llamacpp-bench.mjs "$model" "$P" "$N" "$THREADS" "$R" "$vocab"
       else
         run_side "$c" "$i" "$side" 0 "$lim" build/strata bench -m "$model" -p "$P" -n "$N" -t "$THREADS" -r "$R" -o json
       fi
@@ -167,10 +173,10 @@ for c in "${cases[@]}"; do
   cases_run+=("$c")
 done
 
-python3 - "$OUT" "$THREADS" "$CGROUP_LIMIT" "${cases_run[@]}" <<'PY'
+python3 - "$OUT" "$THREADS" "$CGROUP_LIMIT" "$LLAMACPP_THREADPOOL" "${cases_run[@]}" <<'PY'
 import json, os, platform, statistics, subprocess, sys
 
-out, threads, cg_limit, cases = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+out, threads, cg_limit, tp, cases = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1", sys.argv[5:]
 runs = os.path.join(out, "runs")
 
 def load(case, pair, side):
@@ -185,6 +191,8 @@ def load(case, pair, side):
     rec["oom_killed"] = meta["oom_kills"] > 0
     rec["timed_out"] = meta["rc"] == 124
     rec["ok"] = meta["rc"] == 0 and rec["result"] is not None
+    if side == "llamacpp":
+        rec["shim"] = [l for l in err if l.startswith("llamacpp-shim:")]
     if not rec["ok"]:
         phases = [l[7:] for l in err if l.startswith("phase: ")]
         rec["last_phase"] = phases[-1] if phases else None
@@ -209,7 +217,10 @@ machine = {
     "node": subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip(),
 }
 versions = {}
-result = {"machine": machine, "threads": threads, "versions": versions, "cases": []}
+result = {"machine": machine, "threads": threads, "llamacpp_threadpool": tp, "versions": versions,
+          "timing": {"llamacpp": "llama_perf counters: time inside llama_decode (wall-clock per run in wall_*)",
+                     "strata": "strata bench samples_ns"},
+          "cases": []}
 for case in cases:
     info = json.load(open(os.path.join(runs, case + ".case")))
     pairs = []
@@ -242,10 +253,12 @@ for case in cases:
             versions.setdefault("llama_cpp_system_info", r["system_info"])
         if p["strata"]["ok"] and p["strata"]["result"]:
             versions.setdefault("strata_build_commit", p["strata"]["result"][0]["build_commit"])
-    setup = {"llamacpp": "node-llama-cpp, CPU, mmap, repacking as loaded (see repack per run)",
+    pool = "a persistent threadpool attached (as llama-bench)" if tp else "node-llama-cpp's own threading (a throwaway pool per decode)"
+    setup = {"llamacpp": f"node-llama-cpp, CPU, mmap, repacking as it loads (see repack per run), {pool}",
              "strata": "strata bench, resident"}
     if case == "cgroup":
-        setup = {"llamacpp": f"node-llama-cpp, CPU, mmap, no repack (LD_PRELOAD shim), inside a {cg_limit} memory cgroup, page cache dropped first",
+        setup = {"llamacpp": f"node-llama-cpp, CPU, mmap, no repack (--no-repack through the shim), {pool}, "
+                             f"inside a {cg_limit} memory cgroup, page cache dropped first",
                  "strata": f"strata bench --memory-budget {cg_limit} (io_uring, O_DIRECT), unconfined, page cache dropped first"}
     for p in pairs:
         if p["llamacpp"]["ok"]:

@@ -11,7 +11,8 @@
 //
 // Usage: NLC_DIR=build/npm-llamacpp node llamacpp-bench.mjs MODEL P N THREADS REPS N_VOCAB
 //   P or N may be 0 to skip that test. Prints one JSON object on stdout; progress ("phase: ...")
-//   on stderr, so a run killed midway says how far it got.
+//   on stderr, so a run killed midway says how far it got. LLAMACPP_BENCH_LOG=FILE keeps
+//   llama.cpp's log. bench-vs-llamacpp.sh runs it under scripts/lib/llamacpp-shim.c (LD_PRELOAD).
 import path from 'node:path';
 import fs from 'node:fs';
 import {pathToFileURL} from 'node:url';

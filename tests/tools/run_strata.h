@@ -16,9 +16,8 @@ struct RunResult {
   std::string output;
 };
 
-// stderr joins stdout unless `stdout_only` (for output parsed as JSON).
-inline RunResult run_strata(const std::string& args, bool stdout_only = false) {
-  const std::string cmd = fmt::format("\"{}\" {} {}", strata_binary(), args, stdout_only ? "2>/dev/null" : "2>&1");
+// Runs a shell command line and collects what it writes to stdout and its exit status.
+inline RunResult run_shell(const std::string& cmd) {
   RunResult r;
   FILE* pipe = ::popen(cmd.c_str(), "r");
   REQUIRE(pipe != nullptr);
@@ -28,6 +27,11 @@ inline RunResult run_strata(const std::string& args, bool stdout_only = false) {
   const int raw = ::pclose(pipe);
   r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
   return r;
+}
+
+// stderr joins stdout unless `stdout_only` (for output parsed as JSON).
+inline RunResult run_strata(const std::string& args, bool stdout_only = false) {
+  return run_shell(fmt::format("\"{}\" {} {}", strata_binary(), args, stdout_only ? "2>/dev/null" : "2>&1"));
 }
 
 }  // namespace strata::test

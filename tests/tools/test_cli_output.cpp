@@ -169,17 +169,9 @@ TEST_CASE("progress: a bar on a terminal, plain lines otherwise, for load, synth
   // The quiet start (2 s) is set to 0 so that these short phases show their progress.
   const std::string lines = "STRATA_PROGRESS=lines STRATA_PROGRESS_AFTER=0 ";
   const std::string bin = strata::test::strata_binary();
+  // Only stderr, where progress goes, with the environment in front.
   auto sh = [&](const std::string& env, const std::string& args) {
-    RunResult r;
-    const std::string cmd = fmt::format("{} \"{}\" {} 2>&1 >/dev/null", env, bin, args);
-    FILE* pipe = ::popen(cmd.c_str(), "r");
-    REQUIRE(pipe != nullptr);
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
-    const int raw = ::pclose(pipe);
-    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    return r;
+    return strata::test::run_shell(fmt::format("{} \"{}\" {} 2>&1 >/dev/null", env, bin, args));
   };
   RunResult r = sh(lines, fmt::format("run -m {} -p hi -n 2", m));
   CAPTURE(r.output);

@@ -45,5 +45,6 @@ void register_avx2(KernelTable& t);
 void register_avx2_rows(KernelTable& t);  // vec_dot_rows of the nibble formats
 void register_avx512(KernelTable& t);
 void register_avx512vnni(KernelTable& t);  // only where the CPU has AVX512-VNNI: Q4_0_R8
+void register_avx512vbmi(KernelTable& t);  // ... and VBMI: Q4_0 rows on the plain layout
 
 }  // namespace strata::compute::legacy

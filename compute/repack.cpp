@@ -10,6 +10,12 @@ namespace strata::compute {
 
 bool q4_0_r8_available() { return kernels()[DType::Q4_0_R8].vec_dot_rows != nullptr; }
 
+// The VBMI kernel replaces the AVX2 one in the AVX-512 table only where the CPU has it.
+bool q4_0_plain_is_fast() {
+  return kernels().isa == Isa::AVX512 &&
+         kernels()[DType::Q4_0].vec_dot_rows != kernels_for(Isa::AVX2)[DType::Q4_0].vec_dot_rows;
+}
+
 void repack_q4_0_r8(void* data, int64_t rows, int64_t cols) {
   assert(q4_0_r8_fits(rows, cols));
   const int64_t nb = cols / 32;

@@ -20,6 +20,11 @@ namespace strata::compute {
 // STRATA_ISA).
 bool q4_0_r8_available();
 
+// Whether the active Q4_0 kernel multiplies the plain layout at close to Q4_0_R8's speed (AVX-512
+// VBMI; kernels_legacy_avx512vbmi.cpp). Then repacking pays only for weights used many times
+// per load: it costs a read and a write of every byte, the multiply one read.
+bool q4_0_plain_is_fast();
+
 // Rewrites `rows` rows of Q4_0 (each `cols` elements, rows contiguous) as Q4_0_R8, in place.
 // rows must be a multiple of 8 and cols of 256 (see q4_0_r8_fits).
 inline bool q4_0_r8_fits(int64_t rows, int64_t cols) { return rows % 8 == 0 && cols % 256 == 0; }

@@ -243,7 +243,9 @@ void Model::repack_weights() {
   };
   for (LayerWeights& L : w_.layers) {
     for (Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down, &L.router}) add_matrix(*m);
-    if (!L.moe) continue;
+    // A streamed expert is usually used for a token or two per load: multiplying it where it
+    // landed beats repacking it first when the plain kernel is the wide one.
+    if (!L.moe || (streaming_ && compute::q4_0_plain_is_fast())) continue;
     ExpertSet& X = L.experts;
     // Which range of which part holds which matrix, and how many of its rows.
     // A matrix of the experts qualifies when every part holding rows of it has whole groups.

@@ -66,9 +66,26 @@ PinnedPool::PinnedPool(uint64_t bytes) {
   const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   size_ = (bytes + page - 1) / page * page;
   if (size_ == 0) return;
-  void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  // Huge pages where the pool spans one: the kernels stream megabytes of weights per unit, and
+  // with 4 KiB pages every page is a TLB miss and a stop for the hardware prefetcher (measured:
+  // decode of cached experts at half the speed of the same kernel on the huge-page resident
+  // arena). The mapping is over-allocated by one huge page and trimmed so the base is 2 MiB
+  // aligned; THP in "madvise" mode then backs it when mlock faults it in.
+  const bool huge = size_ >= kHugePage;
+  const uint64_t mapped = huge ? size_ + kHugePage - page : size_;
+  void* p = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) fail("cannot map a {} byte weight pool: {}", size_, std::strerror(errno));
-  base_ = static_cast<std::byte*>(p);
+  auto* raw = static_cast<std::byte*>(p);
+  base_ = raw;
+  if (huge) {
+    const uint64_t addr = reinterpret_cast<uint64_t>(raw);
+    const uint64_t head = (kHugePage - addr % kHugePage) % kHugePage;
+    if (head) ::munmap(raw, head);
+    if (mapped - head > size_) ::munmap(raw + head + size_, mapped - head - size_);
+    base_ = raw + head;
+    if (::madvise(base_, size_, MADV_HUGEPAGE) != 0)
+      spdlog::debug("madvise(MADV_HUGEPAGE) on the weight pool: {}; using small pages", std::strerror(errno));
+  }
   // mlock faults every page in: the budget is committed up front, so a later shortage of memory
   // shows at start instead of as swapping in the middle of a run.
   if (::mlock(base_, size_) == 0) {

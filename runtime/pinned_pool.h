@@ -1,4 +1,5 @@
-// The pinned pool: the memory budget for weights. One page-aligned anonymous mapping, mlock'ed
+// The pinned pool: the memory budget for weights. One anonymous mapping (2 MiB aligned and
+// advised to use transparent huge pages when it spans one), mlock'ed
 // where RLIMIT_MEMLOCK allows (one warning when it does not), registered with the read backend
 // so io_uring reads land in it without pinning pages per request. Every streamed weight byte
 // lives here; a first-fit allocator with coalescing carves it into unit slots.
@@ -40,6 +41,7 @@ class PinnedPool {
   bool locked() const { return locked_; }
 
  private:
+  static constexpr uint64_t kHugePage = 2ull << 20;
   std::byte* base_ = nullptr;
   uint64_t size_ = 0;
   bool locked_ = false;

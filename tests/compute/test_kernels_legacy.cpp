@@ -449,3 +449,46 @@ TEST_CASE("Q4_0 repacked eight rows at a time (Q4_0_R8) gives the AVX2 kernel's 
       }
   }
 }
+
+TEST_CASE("Q4_0 on the plain layout with AVX-512 VBMI gives the AVX2 kernel's bits") {
+  const VecDotRowsFn avx2 = kernels_for(Isa::AVX2)[DType::Q4_0].vec_dot_rows;
+  const VecDotRowsFn wide = kernels_for(Isa::AVX512)[DType::Q4_0].vec_dot_rows;
+  if (detected_isa() < Isa::AVX512 || wide == avx2) {
+    MESSAGE("skipped: this CPU has no AVX512-VBMI and VNNI, so the AVX2 kernel serves Q4_0");
+    return;
+  }
+  std::mt19937 rng(12);
+  // Block counts both multiples of eight (the VBMI path) and not (handed to the AVX2 kernel);
+  // rows odd and even, token counts across the 4-token passes.
+  std::uniform_int_distribution<int> blocks(1, 40), rows(1, 13), toks(1, 9), pad(0, 40);
+  for (int rep = 0; rep < 60; ++rep) {
+    const int64_t n = 32 * (rep % 3 == 2 ? blocks(rng) : 8 * (1 + blocks(rng) % 6)), nrows = rows(rng), ntok = toks(rng);
+    const size_t w_stride = row_bytes(DType::Q4_0, n) + 18 * (rep % 2);
+    const size_t x_stride = row_bytes(DType::Q8_0, n) + 2 * pad(rng);
+    const int64_t y_stride = nrows + pad(rng);
+    std::vector<uint8_t> w(w_stride * nrows), x(x_stride * ntok);
+    for (int64_t r = 0; r < nrows; ++r) {
+      const std::vector<uint8_t> row = random_row(DType::Q4_0, n, rng);
+      std::copy(row.begin(), row.end(), w.begin() + r * w_stride);
+    }
+    for (int64_t j = 0; j < ntok; ++j) {
+      const std::vector<uint8_t> row = random_row(DType::Q8_0, n, rng);
+      std::copy(row.begin(), row.end(), x.begin() + j * x_stride);
+    }
+    std::vector<float> y(y_stride * ntok, -12345.0f), want(y_stride * ntok);
+    wide(n, w.data(), w_stride, nrows, x.data(), x_stride, ntok, y.data(), y_stride);
+    avx2(n, w.data(), w_stride, nrows, x.data(), x_stride, ntok, want.data(), y_stride);
+    for (int64_t j = 0; j < ntok; ++j)
+      for (int64_t r = 0; r < y_stride; ++r) {
+        CAPTURE(n);
+        CAPTURE(j);
+        CAPTURE(r);
+        const float got = y[j * y_stride + r];
+        if (r >= nrows) {
+          CHECK(got == -12345.0f);
+          continue;
+        }
+        CHECK(got == want[j * y_stride + r]);
+      }
+  }
+}

@@ -25,11 +25,12 @@ namespace strata::runtime {
 struct ResidencyParams {
   double w_freq = 1.0;
   double w_recency = 1.0;
-  // 64 layers (a few decode steps of a 24-layer model): on skewed routing traces replayed by
-  // `strata cachesim`, 256 kept yesterday's favourites too long (below LRU with a quarter of the
-  // experts cached: 91.6% vs 92.9%); 64 matches or beats LRU at 12-50% and stays within 0.97 of
-  // Belady's optimum at 25-50%.
-  double freq_half_life = 64;     // layers
+  // 128 layers (about five decode steps of a 24-layer model), from `strata cachesim` replays of
+  // skewed (zipf 0.5) traces: on the 11.1 GB 8-expert reference MoE with a quarter of the experts
+  // cached, 64 reached 0.895 of Belady's optimum and 128 0.908 (LRU 0.860); 256 and more keep
+  // yesterday's favourites too long (below LRU on a 64-expert model at 12% cached, and 1024 below
+  // LRU at half cached); on the 64-expert model 64 and 128 tie.
+  double freq_half_life = 128;    // layers
   double recency_half_life = 32;  // layers
   double read_latency_s = 200e-6;
 };

@@ -48,9 +48,45 @@ struct DecodeTest {
 };
 
 struct RawSpeeds {
-  storage::SequentialReadResult sequential, units;
+  // The unit pattern is read before and after the decode tests: this machine's disk drifts by
+  // tens of percent within minutes, and the mean of the two is the fairest figure for the run
+  // between them (both are reported).
+  storage::SequentialReadResult sequential, units, units_after;
   double compute_s_per_token = 0;
+  double unit_gbps() const {
+    const double a = units.gbps(), b = units_after.gbps();
+    return a > 0 && b > 0 ? (a + b) / 2 : a > 0 ? a : b > 0 ? b : sequential.gbps();
+  }
 };
+
+// The floor: the time to read one token's bytes at the speed the drive gives for this pattern;
+// the roofline adds the CPU's limit, the all-resident compute time per token.
+void add_floor(BenchRow& row, const RawSpeeds& raw) {
+  const double bytes_per_token = row["bytes_read_per_token"].get<double>();
+  const double tokens_per_s = row["tokens_per_s"].get<double>();
+  const double unit_gbps = raw.unit_gbps();
+  const double floor = unit_gbps > 0 ? bytes_per_token / (unit_gbps * 1e9) : 0;
+  const double floor_seq = raw.sequential.gbps() > 0 ? bytes_per_token / (raw.sequential.gbps() * 1e9) : 0;
+  row["raw_gbps"] = raw.sequential.gbps();
+  row["raw_bytes"] = raw.sequential.bytes;
+  row["raw_unit_gbps"] = unit_gbps;
+  row["raw_unit_gbps_before"] = raw.units.gbps();
+  row["raw_unit_gbps_after"] = raw.units_after.gbps();
+  row["raw_unit_bytes"] = raw.units.bytes + raw.units_after.bytes;
+  row["floor_s_per_token"] = floor;
+  row["floor_seq_s_per_token"] = floor_seq;
+  row["ratio_to_floor"] = floor > 0 ? tokens_per_s * floor : 0;
+  if (raw.compute_s_per_token > 0) {
+    const double roof = std::max(floor, raw.compute_s_per_token);
+    row["compute_s_per_token"] = raw.compute_s_per_token;
+    row["roofline_s_per_token"] = roof;
+    row["ratio_to_roofline"] = tokens_per_s * roof;
+  } else {
+    row["compute_s_per_token"] = nullptr;
+    row["roofline_s_per_token"] = nullptr;
+    row["ratio_to_roofline"] = nullptr;
+  }
+}
 
 // The streamed units' file extents in random order, until about `target` bytes: the pattern a
 // streamed decode reads (whole units, spread over the file).
@@ -70,8 +106,7 @@ std::vector<storage::ReadExtent> unit_extents(runtime::WeightProvider& p, uint64
   return out;
 }
 
-BenchRow decode_test(models::Model& model, const BenchModel& info, const DecodeTest& t, const RawSpeeds& raw,
-                     Progress& bar) {
+BenchRow decode_test(models::Model& model, const BenchModel& info, const DecodeTest& t, Progress& bar) {
   BenchRow row = bench_row(info, t.batch, t.n_threads, 0, t.n_gen);
   std::mt19937 rng(42);
   models::ForwardOutput out;
@@ -106,28 +141,6 @@ BenchRow decode_test(models::Model& model, const BenchModel& info, const DecodeT
   add_timing(row, static_cast<int64_t>(t.n_gen) * t.batch, samples_ns);
   const nlohmann::json streaming = sum.to_json();
   for (const auto& [k, v] : streaming.items()) row[k] = v;
-  // The floor: the time to read one token's bytes at the speed the drive gives for this
-  // pattern; the roofline adds the CPU's limit, the all-resident compute time per token.
-  const double unit_gbps = raw.units.gbps() > 0 ? raw.units.gbps() : raw.sequential.gbps();
-  const double floor = unit_gbps > 0 ? sum.bytes_per_token() / (unit_gbps * 1e9) : 0;
-  const double floor_seq = raw.sequential.gbps() > 0 ? sum.bytes_per_token() / (raw.sequential.gbps() * 1e9) : 0;
-  row["raw_gbps"] = raw.sequential.gbps();
-  row["raw_bytes"] = raw.sequential.bytes;
-  row["raw_unit_gbps"] = raw.units.gbps();
-  row["raw_unit_bytes"] = raw.units.bytes;
-  row["floor_s_per_token"] = floor;
-  row["floor_seq_s_per_token"] = floor_seq;
-  row["ratio_to_floor"] = floor > 0 ? sum.tokens_per_s() * floor : 0;
-  if (raw.compute_s_per_token > 0) {
-    const double roof = std::max(floor, raw.compute_s_per_token);
-    row["compute_s_per_token"] = raw.compute_s_per_token;
-    row["roofline_s_per_token"] = roof;
-    row["ratio_to_roofline"] = sum.tokens_per_s() * roof;
-  } else {
-    row["compute_s_per_token"] = nullptr;
-    row["roofline_s_per_token"] = nullptr;
-    row["ratio_to_roofline"] = nullptr;
-  }
   return row;
 }
 
@@ -145,11 +158,12 @@ BenchReport run_stream_bench(const StreamBenchArgs& a) {
   if (a.raw) raw.sequential = storage::measure_sequential_read(a.model, raw_io);
 
   auto model = load_model(a.model, a.streaming);
-  if (a.raw) {
-    // Up to 2 GiB of whole units (a few seconds), at the queue depth the provider reads with.
-    const auto extents = unit_extents(model->provider(), 2ull << 30);
-    raw.units = storage::measure_extent_read(model->file().paths(), extents, raw_io, 1 << 20, a.streaming.queue_depth);
-  }
+  // Up to 2 GiB of whole units (a few seconds), at the queue depth the provider reads with.
+  const auto extents = a.raw ? unit_extents(model->provider(), 2ull << 30) : std::vector<storage::ReadExtent>{};
+  auto measure_units = [&] {
+    return storage::measure_extent_read(model->file().paths(), extents, raw_io, 1 << 20, a.streaming.queue_depth);
+  };
+  if (a.raw) raw.units = measure_units();
   const BenchModel info = describe_bench_model(a.model, model->file());
   RoutingTraceRecorder trace(*model, a.trace_routing);
   const uint64_t runs = uint64_t(n_tests) * a.threads.size() * a.batch.size() * uint64_t(a.reps);
@@ -162,16 +176,19 @@ BenchReport run_stream_bench(const StreamBenchArgs& a) {
         static_cast<int>(tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism));
     for (int batch : a.batch)
       for (int n : a.n_gen)
-        if (n > 0) report.rows.push_back(decode_test(*model, info, {batch, n, a.reps, n_threads}, raw, bar));
+        if (n > 0) report.rows.push_back(decode_test(*model, info, {batch, n, a.reps, n_threads}, bar));
   }
   bar.finish();
+  if (a.raw) raw.units_after = measure_units();
+  for (BenchRow& row : report.rows) add_floor(row, raw);
   trace.finish();
   if (a.raw)
     report.notes.push_back(fmt::format(
-        "raw O_DIRECT reads ({}): sequential {} at {}; the run's pattern (whole units, random order) {} at {}; "
-        "floor = bytes read per token / pattern speed{}",
+        "raw O_DIRECT reads ({}): sequential {} at {}; the run's pattern (whole units, random order) {} at {} "
+        "before the tests and {} after; floor = bytes read per token / the mean pattern speed{}",
         raw_io, format_bytes(double(raw.sequential.bytes)), format_rate(raw.sequential.gbps() * 1e9),
         format_bytes(double(raw.units.bytes)), format_rate(raw.units.gbps() * 1e9),
+        format_rate(raw.units_after.gbps() * 1e9),
         a.compute_s_per_token > 0 ? "; roofline = max(floor, resident compute per token)" : ""));
   return report;
 }

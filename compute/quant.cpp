@@ -1,5 +1,7 @@
 #include "compute/quant.h"
 
+#include <cpuid.h>
+
 #include <cassert>
 #include <cstdlib>
 #include <cstring>
@@ -28,10 +30,16 @@ constexpr TypeInfo kTypes[] = {
     {DType::Q4_0_R8, "q4_0_r8", 32, 18, DType::Q8_0, false, 8},
 };
 
+// F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports has no "f16c", and
+// the fuzz build (scripts/fuzz.sh) compiles this file with clang.
+static bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+}
+
 bool cpu_has_avx2() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c");
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
 }
 
 bool cpu_has_avx512() {

@@ -15,6 +15,11 @@ HParams read_llama_family_hparams(const gguf::GGUFFile& f, const std::string& ar
   HParams h;
   h.arch = arch;
   h.n_layer = positive("block_count", f.require_uint(key("block_count")));
+  // Every block has tensors of its own, so a count beyond the file's tensors is false; checked
+  // here because per-layer tables are sized from it before any block tensor is looked up.
+  if (uint64_t(h.n_layer) > f.tensors().size())
+    fail("{}: metadata {} = {} but the file holds only {} tensors (each block needs its own)",
+         path, key("block_count"), h.n_layer, f.tensors().size());
   h.n_embd = positive("embedding_length", f.require_uint(key("embedding_length")));
   h.n_head = positive("attention.head_count", f.require_uint(key("attention.head_count")));
   h.n_head_kv = positive("attention.head_count_kv",

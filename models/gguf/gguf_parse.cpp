@@ -113,7 +113,9 @@ class Reader {
   static constexpr uint64_t kChunk = 1 << 20;
 
   void refill() {
-    buf_.resize(kChunk);
+    // No bigger than the file: opening a small file (a vocab-only GGUF, a fuzz input) should
+    // not allocate and clear a whole chunk.
+    buf_.resize(std::min<uint64_t>(kChunk, size_));
     buf_start_ = pos_;
     buf_len_ = std::min<uint64_t>(kChunk, remaining());
     file_.read_exact(buf_.data(), buf_len_, buf_start_);

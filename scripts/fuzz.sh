@@ -76,7 +76,7 @@ for t in "${targets[@]}"; do
   if "$B/fuzz/fuzz_$t" "$corpus" "fuzz/seeds/$t" "${dict[@]}" -max_total_time="$seconds" \
        -timeout=20 -rss_limit_mb=4096 -malloc_limit_mb=1024 -artifact_prefix="$crashes/" \
        -print_final_stats=1 ${FUZZ_FLAGS:-} >"$log" 2>&1; then
-    grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|stat::new_units_added)" "$log" || true
+    grep -E "^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss_mb|stat::new_units_added)" "$log" || true
     echo "fuzz: $t: corpus $(ls "$corpus" | wc -l) files"
   else
     echo "fuzz: $t FAILED; reproducer in $crashes/ (log $log):"

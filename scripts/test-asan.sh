@@ -20,7 +20,7 @@ if ! grep -qs "^STRATA_FUZZ:BOOL=ON" "$B/CMakeCache.txt"; then
   CC=clang CXX=clang++ cmake --fresh -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DSTRATA_FUZZ=ON >/dev/null
 fi
-suites=(storage_fault_injection runtime_streaming models_engine models_fuzz_regressions server_openai_api server_ollama_api
+suites=(storage_fault_injection runtime_streaming models_engine models_fuzz_regressions server_openai_api server_ollama_api server_fuzz_regressions
         server_serve_http)
 ninja -C "$B" strata "${suites[@]/#/tests/test_}"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1

@@ -13,10 +13,12 @@ json parse_body(std::string_view text) {
   json body;
   try {
     body = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
-    // nlohmann's message names the byte position; keep its reason but not its class prefix.
+  } catch (const json::exception& e) {
+    // Syntax errors are parse_error; a number too large for a double (1e400) is out_of_range
+    // ("number overflow"), which must be a 400 as well, not an internal error. nlohmann's
+    // message names the byte position; keep its reason but not its class prefix.
     std::string why = e.what();
-    if (auto p = why.find("parse error"); p != std::string::npos) why = why.substr(p);
+    if (auto p = why.find("] "); p != std::string::npos) why = why.substr(p + 2);
     throw ApiError(400, fmt::format("The request body is not valid JSON: {}", why), "", "invalid_json");
   }
   if (!body.is_object())

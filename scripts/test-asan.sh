@@ -7,7 +7,7 @@
 # disconnects, with leak detection in the server process. scripts/test.sh runs it first.
 # Built with clang and -DSTRATA_FUZZ=ON (ASan + UBSan + libFuzzer's coverage instrumentation),
 # so the same build folder also builds the fuzz targets; their smoke run (scripts/fuzz.sh,
-# STRATA_FUZZ_SMOKE_SECONDS per target, default 30; 0 skips) follows the suites and costs only
+# STRATA_FUZZ_SMOKE_SECONDS per target, default 20; 0 skips) follows the suites and costs only
 # the targets' own files, not a second sanitizer tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +31,7 @@ for s in "${suites[@]}"; do
 done
 echo "test-asan: server load test"
 bash tests/server/clients/run.sh "$B/strata" "$B" load
-smoke=${STRATA_FUZZ_SMOKE_SECONDS:-30}
+smoke=${STRATA_FUZZ_SMOKE_SECONDS:-20}
 if [ "$smoke" != 0 ]; then
   echo "test-asan: fuzz smoke, ${smoke}s per target"
   STRATA_FUZZ_BUILD_DIR="$B" scripts/fuzz.sh "$smoke"

@@ -29,8 +29,9 @@ std::string arg_str(const Args& args, size_t i, std::string_view name, std::stri
 int64_t arg_int(const Args& args, size_t i, std::string_view name, int64_t fallback);
 bool arg_bool(const Args& args, size_t i, std::string_view name, bool fallback);
 
-// Python formatting: "fmt" % args and "fmt".format(*pos, **kw).
-std::string percent_format(const std::string& fmt, const Value& args);
-std::string str_format(const std::string& fmt, const Args& args);
+// Python formatting: "fmt" % args and "fmt".format(*pos, **kw). A width, precision or index
+// beyond max_bytes (the render's output limit) is an error before anything is allocated.
+std::string percent_format(const std::string& fmt, const Value& args, size_t max_bytes);
+std::string str_format(const std::string& fmt, const Args& args, size_t max_bytes);
 
 }  // namespace strata::chat

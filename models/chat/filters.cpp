@@ -65,8 +65,9 @@ Value f_escape(Evaluator&, const Value& v, Args&) {
   return Value(std::move(out));
 }
 
-Value f_indent(Evaluator&, const Value& v, Args& a) {
+Value f_indent(Evaluator& ev, const Value& v, Args& a) {
   const Value width = arg_or(a, 0, "width", Value(4));
+  if (!width.is_string()) ev.check_size(size_t(std::max<int64_t>(0, width.to_int())));
   const std::string pad = width.is_string() ? width.as_string() : std::string(size_t(std::max<int64_t>(0, width.to_int())), ' ');
   const bool first = arg_bool(a, 1, "first", false), blank = arg_bool(a, 2, "blank", false);
   // jinja2 appends a newline before splitting, so a trailing newline leaves an empty last line.
@@ -108,24 +109,25 @@ Value f_wordcount(Evaluator&, const Value& v, Args&) {
   return Value(words);
 }
 
-Value f_center(Evaluator&, const Value& v, Args& a) {
+Value f_center(Evaluator& ev, const Value& v, Args& a) {
   const std::string s = v.str();
   const int64_t width = arg_int(a, 0, "width", 80);
   const auto n = int64_t(text::length(s));
   if (width <= n) return Value(s);
+  ev.check_size(size_t(width));  // the padding alone would be that large
   const int64_t pad = width - n;
   const int64_t left = pad / 2 + (pad & width & 1);
   return Value(std::string(size_t(left), ' ') + s + std::string(size_t(pad - left), ' '));
 }
 
-Value f_format(Evaluator&, const Value& v, Args& a) {
+Value f_format(Evaluator& ev, const Value& v, Args& a) {
   if (!a.pos.empty() && !a.kw.empty()) fault("can't handle positional and keyword arguments at the same time");
   if (!a.kw.empty()) {
     auto d = std::make_shared<DictObj>();
     for (const auto& [k, val] : a.kw) d->set(Value(k), val);
-    return Value(percent_format(v.str(), Value(std::move(d))));
+    return Value(percent_format(v.str(), Value(std::move(d)), ev.limits().max_output_bytes));
   }
-  return Value(percent_format(v.str(), Value::list(a.pos, true)));
+  return Value(percent_format(v.str(), Value::list(a.pos, true), ev.limits().max_output_bytes));
 }
 
 Value f_tojson(Evaluator& ev, const Value& v, Args& a) {
@@ -136,6 +138,8 @@ Value f_tojson(Evaluator& ev, const Value& v, Args& a) {
     style.indent_text = indent.as_string();
     style.indent = 0;
   } else if (!indent.is_none()) {
+    // Each nesting level repeats the indent: it must fit the output limit (and an int).
+    ev.check_size(size_t(std::max<int64_t>(0, indent.to_int())));
     style.indent = int(std::max<int64_t>(0, indent.to_int()));
   }
   const bool indented = !indent.is_none();

@@ -9,8 +9,32 @@
 namespace strata::chat {
 namespace {
 
+// A decimal width, precision or index from a format string, refused beyond `max_bytes`: fmt
+// pads to any width up to 2^31 (a 2 GiB string from "%2000000000d"), and std::stoll would throw
+// out_of_range, a crash rather than a template error, on more digits than fit 64 bits.
+size_t format_number(std::string_view digits, size_t max_bytes, const char* what) {
+  if (digits.size() > 18 || std::stoull(std::string(digits)) > max_bytes)
+    fault("format {} {} exceeds the output limit of {} bytes", what, digits, max_bytes);
+  return size_t(std::stoull(std::string(digits)));
+}
+
+// Every run of digits in a fmt spec (fill digits, width, precision) checked as above.
+void check_spec_numbers(std::string_view spec, size_t max_bytes) {
+  for (size_t i = 0; i < spec.size();) {
+    if (!std::isdigit(static_cast<unsigned char>(spec[i]))) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < spec.size() && std::isdigit(static_cast<unsigned char>(spec[j]))) ++j;
+    format_number(spec.substr(i, j - i), max_bytes, "width or precision");
+    i = j;
+  }
+}
+
 // Formats one value with a fmt spec (Python's mini-language is close to fmt's).
-std::string with_spec(const Value& v, const std::string& spec, char type) {
+std::string with_spec(const Value& v, const std::string& spec, char type, size_t max_bytes) {
+  check_spec_numbers(spec, max_bytes);
   const std::string f = "{:" + spec + "}";
   try {
     if (type == 's' || type == 'r' || type == 'a') return fmt::format(fmt::runtime(f), type == 's' ? v.str() : v.repr());
@@ -33,7 +57,7 @@ std::string with_spec(const Value& v, const std::string& spec, char type) {
 
 }  // namespace
 
-std::string percent_format(const std::string& fmt_str, const Value& args) {
+std::string percent_format(const std::string& fmt_str, const Value& args, size_t max_bytes) {
   std::vector<Value> positional;
   const bool mapping = args.is_dict();
   if (args.is_list() && args.as_list().tuple) positional = args.as_list().items;
@@ -97,10 +121,10 @@ std::string percent_format(const std::string& fmt_str, const Value& args) {
     if (!text_type) spec += (type == 'i' || type == 'u') ? 'd' : type == 'F' ? 'f' : type;
     if (type == 's' || type == 'r') {
       std::string s = type == 's' ? value->str() : value->repr();
-      if (!precision.empty()) s = text::substr(s, 0, size_t(std::stoll(precision)));
-      out += with_spec(Value(std::move(s)), left ? "<" + width : ">" + width, 's');
+      if (!precision.empty()) s = text::substr(s, 0, format_number(precision, max_bytes, "precision"));
+      out += with_spec(Value(std::move(s)), left ? "<" + width : ">" + width, 's', max_bytes);
     } else {
-      out += with_spec(*value, spec, type);
+      out += with_spec(*value, spec, type, max_bytes);
     }
   }
   if (!used_mapping && !mapping && next < positional.size())
@@ -108,7 +132,7 @@ std::string percent_format(const std::string& fmt_str, const Value& args) {
   return out;
 }
 
-std::string str_format(const std::string& f, const Args& args) {
+std::string str_format(const std::string& f, const Args& args, size_t max_bytes) {
   std::string out;
   size_t auto_index = 0;
   for (size_t i = 0; i < f.size(); ++i) {
@@ -144,7 +168,7 @@ std::string str_format(const std::string& f, const Args& args) {
     }
     const Value* v = nullptr;
     if (field.empty() || std::isdigit(static_cast<unsigned char>(field[0]))) {
-      const size_t idx = field.empty() ? auto_index++ : size_t(std::stoul(field));
+      const size_t idx = field.empty() ? auto_index++ : format_number(field, max_bytes, "index");
       if (idx >= args.pos.size()) fault("Replacement index {} out of range for positional args tuple", idx);
       v = &args.pos[idx];
     } else {
@@ -160,7 +184,7 @@ std::string str_format(const std::string& f, const Args& args) {
     const char last = spec.back();
     const bool typed = std::isalpha(static_cast<unsigned char>(last));
     const char type = typed ? last : shown.is_string() ? 's' : shown.is_float() ? 'g' : 'd';
-    out += with_spec(shown.is_bool() ? Value(shown.to_int()) : shown, spec, type == 'n' ? 'd' : type);
+    out += with_spec(shown.is_bool() ? Value(shown.to_int()) : shown, spec, type == 'n' ? 'd' : type, max_bytes);
   }
   return out;
 }

@@ -107,7 +107,7 @@ Value str_method(Evaluator& ev, const std::string& s, std::string_view m, Args& 
     return Value(int64_t(lo + text::codepoint_index(window, hit)));
   }
   if (m == "count") return Value(int64_t(text::count(s, arg_str(a, 0, "sub", ""))));
-  if (m == "format") return Value(str_format(s, a));
+  if (m == "format") return Value(str_format(s, a, ev.limits().max_output_bytes));
   if (m == "join") {
     const Value* items = arg(a, 0, "iterable");
     if (!items) fault("join() takes exactly one argument");
@@ -140,11 +140,14 @@ Value str_method(Evaluator& ev, const std::string& s, std::string_view m, Args& 
     const int64_t width = arg_int(a, 0, "width", 0);
     const auto n = int64_t(text::length(s));
     if (width <= n) return Value(s);
+    ev.check_size(size_t(width));  // the padding alone would be that large
     const bool sign = !s.empty() && (s[0] == '-' || s[0] == '+');
     return Value((sign ? s.substr(0, 1) : "") + std::string(size_t(width - n), '0') + (sign ? s.substr(1) : s));
   }
   const int where = m == "center" ? 0 : m == "ljust" ? -1 : 1;
-  return pad(s, arg_int(a, 0, "width", 0), arg_str(a, 1, "fillchar", " "), where);
+  const int64_t width = arg_int(a, 0, "width", 0);
+  if (width > 0) ev.check_size(size_t(width));  // the padding alone would be that large
+  return pad(s, width, arg_str(a, 1, "fillchar", " "), where);
 }
 
 Value dict_method(const Value& d, std::string_view m, Args& a) {

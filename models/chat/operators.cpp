@@ -30,13 +30,16 @@ int64_t mul(int64_t x, int64_t y) {
 }
 
 Value repeat(const Value& seq, int64_t n, size_t max_bytes) {
+  // The product is checked for overflow first: 'abcd' * (2**62 + 1) wraps to 4 bytes.
+  size_t total = 0;
   if (seq.is_string()) {
-    if (n > 0 && seq.as_string().size() * size_t(n) > max_bytes)
-      fault("a string of {} bytes exceeds the output limit of {} bytes", seq.as_string().size() * size_t(n), max_bytes);
+    if (n > 0 && (__builtin_mul_overflow(seq.as_string().size(), size_t(n), &total) || total > max_bytes))
+      fault("a string of {} x {} bytes exceeds the output limit of {} bytes", n, seq.as_string().size(), max_bytes);
     return Value(text::repeat(seq.as_string(), n));
   }
   const auto& items = seq.as_list().items;
-  if (n > 0 && items.size() * size_t(n) > max_bytes) fault("list repetition too large");
+  if (n > 0 && (__builtin_mul_overflow(items.size(), size_t(n), &total) || total > max_bytes))
+    fault("list repetition too large");
   std::vector<Value> out;
   for (int64_t i = 0; i < n; ++i) out.insert(out.end(), items.begin(), items.end());
   return Value::list(std::move(out), seq.as_list().tuple);
@@ -53,7 +56,7 @@ Value binary_op(BinOp op, const Value& a, const Value& b, size_t max_bytes) {
   }
   if (a.is_undefined()) fault("{}", a.undefined_hint());
   if (b.is_undefined()) fault("{}", b.undefined_hint());
-  if (op == BinOp::Mod && a.is_string()) return Value(percent_format(a.as_string(), b));
+  if (op == BinOp::Mod && a.is_string()) return Value(percent_format(a.as_string(), b, max_bytes));
   const bool numeric = a.is_number() && b.is_number();
   const bool floats = numeric && (a.is_float() || b.is_float());
   switch (op) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "models/chat/chat_template.h"
 #include "models/model.h"
 #include "storage/error.h"
 #include "tests/models/gguf_bytes.h"
@@ -48,4 +49,32 @@ TEST_CASE("GGUF block_count beyond what the file's tensors can hold is refused b
   // an ASan allocation-size-too-big abort) before any tensor was looked at.
   std::string huge = dir.write("huge.gguf", tiny_llama(uint64_t(1) << 31));
   CHECK_THROWS_WITH_AS(models::Model::load(huge), doctest::Contains("llama.block_count"), Error);
+}
+
+TEST_CASE("chat template widths, precisions and repetitions are checked against the output limit") {
+  using strata::chat::ChatTemplate;
+  const nlohmann::json ctx = {{"messages", nlohmann::json::array()}};
+  auto render = [&](const char* src) { return ChatTemplate::parse(src, "t.jinja").render(ctx); };
+  // Each allocated about 2 GB (or, for the repetition, wrapped to a small size and looped) before
+  // the output limit was ever reached; now each is a template error naming the limit.
+  for (const char* src : {
+           "{{ 'x'|center(2000000000) }}",
+           "{{ '%2000000000d'|format(1) }}",
+           "{{ '%.2000000000f'|format(1.5) }}",
+           "{{ '%.99999999999999999999s'|format('a') }}",  // std::stoll threw out_of_range
+           "{{ '{:>2000000000}'.format(1) }}",
+           "{{ '{99999999999999999999}'.format(1) }}",     // std::stoul threw out_of_range
+           "{{ 'x'|indent(2000000000, true) }}",
+           "{{ 'x'.ljust(2000000000) }}{{ 'x'.center(2000000000) }}",
+           "{{ 'x'.zfill(2000000000) }}",
+           "{{ [1]|tojson(indent=2000000000) }}",
+           "{{ 'abcd' * 4611686018427387905 }}",
+       }) {
+    const std::string source = src;
+    CAPTURE(source);
+    CHECK_THROWS_WITH_AS(render(src), doctest::Contains("exceeds the output limit"), Error);
+  }
+  // Widths within the limit still pad as Python does.
+  CHECK(render("{{ 'ab'|center(6) }}|{{ '%5d'|format(42) }}|{{ '{:>4}'.format('a') }}") ==
+        "  ab  |   42|   a");
 }

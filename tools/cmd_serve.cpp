@@ -12,7 +12,6 @@
 #include <memory>
 #include <string>
 
-#include "models/chat/chat_template.h"
 #include "models/engine/engine.h"
 #include "models/model.h"
 #include "server/app.h"
@@ -21,6 +20,7 @@
 #include "storage/error.h"
 #include "tools/commands.h"
 #include "tools/common.h"
+#include "tools/model_context.h"
 #include "tools/model_flags.h"
 #include "tools/streaming_flags.h"
 #include "tools/validators.h"
@@ -50,47 +50,10 @@ struct ServeArgs {
   bool predict_experts = false;
 };
 
-// Without --kv-budget: room for every batch slot to use its whole context, but never more than
-// a quarter of physical memory, so a full batch of long sequences waits instead of running the
-// machine out of memory.
-uint64_t default_kv_budget(const models::Model& m, int max_batch, int64_t n_ctx) {
-  const auto& hp = m.hparams();
-  const uint64_t per_pos = static_cast<uint64_t>(hp.n_layer) * static_cast<uint64_t>(hp.k_dim() + hp.v_dim()) * 4;
-  const uint64_t want = per_pos * static_cast<uint64_t>(n_ctx) * static_cast<uint64_t>(max_batch);
-  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
-  const uint64_t cap = pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 4 : want;
-  return std::max<uint64_t>(per_pos * static_cast<uint64_t>(n_ctx), std::min(want, cap));
-}
-
 std::string trim(std::string s) {
   const auto b = s.find_first_not_of(" \t\r\n");
   const auto e = s.find_last_not_of(" \t\r\n");
   return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-}
-
-// --chat-template FILE, else the GGUF's tokenizer.chat_template, else ChatML; logged once.
-chat::ChatTemplate pick_template(const ServeArgs& a, const models::Model& model, std::string& source) {
-  auto log = server::server_log();
-  if (!a.chat_template.empty()) {
-    source = read_file_bytes(a.chat_template);
-    auto t = chat::ChatTemplate::parse(source, a.chat_template);
-    log->info("chat template: {} (--chat-template)", a.chat_template);
-    return t;
-  }
-  if (auto s = model.file().get_string("tokenizer.chat_template"); s && !s->empty()) {
-    try {
-      auto t = chat::ChatTemplate::parse(*s, "tokenizer.chat_template");
-      source = *s;
-      log->info("chat template: the model's tokenizer.chat_template");
-      return t;
-    } catch (const Error& e) {
-      log->warn("the model's chat template does not parse ({}); using ChatML", e.what());
-    }
-  } else {
-    log->warn("{} has no chat template (tokenizer.chat_template); using ChatML", a.model);
-  }
-  source = chat::kChatMlTemplate;
-  return chat::ChatTemplate::parse(source, "ChatML");
 }
 
 int serve(const ServeArgs& a) {
@@ -140,8 +103,6 @@ int serve(const ServeArgs& a) {
 
   const auto t0 = std::chrono::steady_clock::now();
   model = load_model(a.model, a.streaming);
-  std::string template_source;
-  const chat::ChatTemplate tmpl = pick_template(a, *model, template_source);
   model->set_expert_prediction(a.predict_experts);
   eo.n_ctx = context_size(eo.n_ctx, model->hparams(), "--ctx-size");
   if (a.kv_budget.empty()) eo.kv_budget = default_kv_budget(*model, eo.max_batch, eo.n_ctx);
@@ -149,15 +110,7 @@ int serve(const ServeArgs& a) {
 
   auto loaded = std::make_shared<server::LoadedModel>();
   server::ModelContext& ctx = loaded->context;
-  const std::filesystem::path path(a.model);
-  std::string stem = path.filename().string();
-  if (stem.ends_with(".gguf")) stem.resize(stem.size() - 5);
-  ctx.id = a.alias.empty() ? stem : a.alias;
-  ctx.names = {stem, path.filename().string(), a.model};
-  ctx.tokenizer = &model->tokenizer();
-  ctx.render_chat = [tmpl](const server::json& c) { return tmpl.render(c); };
-  ctx.chat_template_source = template_source;
-  ctx.n_ctx = eng->options().n_ctx;
+  fill_model_context(ctx, *model, a.model, a.alias, a.chat_template, eng->options().n_ctx);
   loaded->details = server::describe_model(model->file());
   ctx.created = loaded->details.modified;
   engine::Engine* e = eng.get();

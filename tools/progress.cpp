@@ -59,8 +59,16 @@ void Progress::draw(uint64_t done, bool final) {
   std::string eta;
   if (!final && total && done > 0 && done < total) eta = "  ETA " + format_duration((double(total) - double(done)) / rate);
   if (final) eta = "  in " + format_duration(elapsed);
+  if (detail_text_) eta = "  " + detail_text_() + eta;
   std::string line;
-  if (tty_) {
+  if (!tty_ && detail_fields_) {
+    nlohmann::json j = {{"progress", label_}, {"done", done}, {"total", total}, {"elapsed_s", elapsed}};
+    j["eta_s"] = !final && total && done > 0 && done < total ? nlohmann::json((double(total) - double(done)) / rate)
+                                                              : nlohmann::json(nullptr);
+    const nlohmann::json extra = detail_fields_();  // items() must not outlive it
+    for (const auto& [k, v] : extra.items()) j[k] = v;
+    line = j.dump() + "\n";
+  } else if (tty_) {
     constexpr int kWidth = 24;
     const int filled = static_cast<int>(frac * kWidth);
     line = fmt::format("\r{}  [{}{}] {:3.0f}%  {}  {}{}\x1b[K", label_, std::string(filled, '#'),
@@ -72,6 +80,12 @@ void Progress::draw(uint64_t done, bool final) {
   std::fflush(stderr);
   drawn_ = true;
   last_draw_ = std::chrono::steady_clock::now();
+}
+
+void Progress::set_detail(std::function<std::string()> text, std::function<nlohmann::json()> fields) {
+  std::lock_guard lock(mu_);
+  detail_text_ = std::move(text);
+  detail_fields_ = std::move(fields);
 }
 
 void Progress::finish() {

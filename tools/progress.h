@@ -8,7 +8,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace strata::tools {
@@ -25,6 +27,10 @@ class Progress {
   void set_total(uint64_t total) { total_.store(total); }
   void update(uint64_t done);
   void add(uint64_t delta) { update(done_.fetch_add(delta) + delta); }
+  // More figures for one phase: `text` is appended to the bar (e.g. "41.2 tok/s"); with `fields`
+  // the plain form becomes one JSON object per line ({"progress": label, "done", "total",
+  // "elapsed_s", "eta_s", ...fields}) for logs that machines read (batch jobs). Set before update().
+  void set_detail(std::function<std::string()> text, std::function<nlohmann::json()> fields = {});
   // Ends the bar's line if one was drawn (idempotent).
   void finish();
 
@@ -33,6 +39,8 @@ class Progress {
   std::string amount(uint64_t v) const;
 
   std::string label_, unit_name_;
+  std::function<std::string()> detail_text_;
+  std::function<nlohmann::json()> detail_fields_;
   Unit unit_;
   std::atomic<uint64_t> total_, done_{0};
   bool tty_ = false, enabled_ = true, drawn_ = false, finished_ = false;

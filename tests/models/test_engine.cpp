@@ -140,7 +140,10 @@ void check_invariance(models::Model& m) {
   // over several steps) and a batch of 5 (so later ones wait for a slot).
   std::vector<int> join;
   for (int i = 0; i < 16; ++i) join.push_back((i * 3) % 7);
-  for (auto [chunk, batch] : {std::pair{256, 16}, std::pair{7, 16}, std::pair{5, 5}}) {
+  for (auto setting : {std::pair{256, 16}, std::pair{7, 16}, std::pair{5, 5}}) {
+    // Plain variables, not a structured binding: clang 14 (the ASan build) cannot capture a
+    // binding in CAPTURE's lambda.
+    const int chunk = setting.first, batch = setting.second;
     CAPTURE(chunk);
     CAPTURE(batch);
     auto together = run_all(m, reqs, join, chunk, batch);
@@ -298,9 +301,10 @@ TEST_CASE("engine thread: many clients, cancel, queue limit, KV budget, stop") {
     lk.lock();
     cv.wait_for(lk, std::chrono::seconds(60), [&] { return finished == accepted; });
     CHECK(finished == accepted);
-    for (auto& [id, c] : got) {
+    for (const auto& entry : got) {
+      const auto id = entry.first;  // not a structured binding: see check_invariance
       CAPTURE(id);
-      CHECK(c.finishes == 1);
+      CHECK(entry.second.finishes == 1);
     }
     CHECK((got[last].fin.reason == engine::FinishReason::Cancelled || got[last].fin.reason == engine::FinishReason::Length));
     lk.unlock();

@@ -62,9 +62,9 @@ void Progress::draw(uint64_t done, bool final) {
   if (detail_text_) eta = "  " + detail_text_() + eta;
   std::string line;
   if (!tty_ && detail_fields_) {
-    nlohmann::json j = {{"progress", label_}, {"done", done}, {"total", total}, {"elapsed_s", elapsed}};
-    j["eta_s"] = !final && total && done > 0 && done < total ? nlohmann::json((double(total) - double(done)) / rate)
-                                                              : nlohmann::json(nullptr);
+    nlohmann::ordered_json j = {{"progress", label_}, {"done", done}, {"total", total}, {"elapsed_s", elapsed}};
+    j["eta_s"] = !final && total && done > 0 && done < total ? nlohmann::ordered_json((double(total) - double(done)) / rate)
+                                                              : nlohmann::ordered_json(nullptr);
     const nlohmann::json extra = detail_fields_();  // items() must not outlive it
     for (const auto& [k, v] : extra.items()) j[k] = v;
     line = j.dump() + "\n";

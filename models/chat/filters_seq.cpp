@@ -1,6 +1,7 @@
 // Filters over sequences and mappings. jinja2 returns generators from select/map and friends;
 // here they return lists, which print and iterate the same way templates use them.
 #include <algorithm>
+#include <charconv>
 
 #include "models/chat/builtins.h"
 #include "models/chat/evaluator.h"
@@ -18,7 +19,11 @@ Value attribute_of(Evaluator& ev, const Value& item, const std::string& path) {
     const size_t dot = path.find('.', start);
     const std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     const bool digits = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
-    cur = ev.getitem(cur, digits ? Value(int64_t(std::stoll(part))) : Value(part));
+    // Digits index a list; more than fit 64 bits are refused (std::stoll threw out_of_range).
+    int64_t index = 0;
+    if (digits && std::from_chars(part.data(), part.data() + part.size(), index).ec != std::errc())
+      fault("attribute index '{}' is out of range", part);
+    cur = ev.getitem(cur, digits ? Value(index) : Value(part));
     if (dot == std::string::npos) return cur;
     start = dot + 1;
   }

@@ -221,8 +221,15 @@ ExprPtr Parser::postfix(ExprPtr node) {
     if (is_op(".")) {
       const Loc at = next().loc;
       if (cur().type == Tok::Int) {
-        node = std::make_unique<GetitemExpr>(at, std::move(node),
-                                             std::make_unique<ConstExpr>(at, Value(int64_t(std::stoll(next().value)))));
+        // `x.0` is x[0]; an index beyond 64 bits is a syntax error (std::stoll threw
+        // out_of_range there, which no caller expects from a template).
+        const Token& t = cur();
+        int64_t index = 0;
+        const auto r = std::from_chars(t.value.data(), t.value.data() + t.value.size(), index);
+        if (r.ec != std::errc() || r.ptr != t.value.data() + t.value.size())
+          error(t, "index '" + t.value + "' after '.' is out of range");
+        next();
+        node = std::make_unique<GetitemExpr>(at, std::move(node), std::make_unique<ConstExpr>(at, Value(index)));
       } else {
         node = std::make_unique<GetattrExpr>(at, std::move(node), expect_name());
       }

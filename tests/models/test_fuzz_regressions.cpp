@@ -78,3 +78,18 @@ TEST_CASE("chat template widths, precisions and repetitions are checked against 
   CHECK(render("{{ 'ab'|center(6) }}|{{ '%5d'|format(42) }}|{{ '{:>4}'.format('a') }}") ==
         "  ab  |   42|   a");
 }
+
+TEST_CASE("chat template indexes beyond 64 bits are template errors, not out_of_range crashes") {
+  using strata::chat::ChatTemplate;
+  const nlohmann::json ctx = {{"messages", nlohmann::json::array()}};
+  // `x.<digits>` in the parser and map(attribute='<digits>') both called std::stoll, whose
+  // std::out_of_range escaped as no strata::Error (fuzz_chat_template: std::terminate).
+  CHECK_THROWS_WITH_AS(ChatTemplate::parse("{{ messages.99999999999999999999 }}", "t.jinja"),
+                       doctest::Contains("out of range"), Error);
+  CHECK_THROWS_WITH_AS(
+      ChatTemplate::parse("{{ [[1]]|map(attribute='99999999999999999999')|list }}", "t.jinja").render(ctx),
+      doctest::Contains("out of range"), Error);
+  // In range, both still index.
+  CHECK(ChatTemplate::parse("{{ [[7, 8]].0.1 }}{{ [[5, 6]]|map(attribute='1')|list }}", "t.jinja").render(ctx) ==
+        "8[6]");
+}

@@ -294,6 +294,11 @@ class FileParser {
         if (dim > uint64_t(std::numeric_limits<int64_t>::max()))
           fail("{}: tensor '{}': dimension {} is {}, which is negative or too large", path_, t.name,
                d, dim);
+        // A zero would let the other dimensions multiply past 64 bits unnoticed (the element
+        // count stays 0) and a weight with no elements is no weight (found by fuzz_gguf).
+        if (dim == 0)
+          fail("{}: tensor '{}': dimension {} is 0; every dimension must be at least 1", path_,
+               printable(t.name), d);
         t.shape.push_back(int64_t(dim));
         if (__builtin_mul_overflow(t.n_elements, int64_t(dim), &t.n_elements))
           fail("{}: tensor '{}': element count overflows 64 bits", path_, printable(t.name));

@@ -39,6 +39,19 @@ std::string tiny_llama(uint64_t block_count) {
 
 }  // namespace
 
+TEST_CASE("a GGUF tensor with a zero dimension is refused (its other dimensions could overflow rows())") {
+  test::TempDir dir("fuzz-regr");
+  // dims {0, 2^40, 2^40}: the element count is 0, but rows() = 2^80 overflowed int64_t
+  // (UBSan: signed integer overflow in TensorInfo::rows, from the byte-size check).
+  test::GgufBytes g;
+  g.header(/*n_tensors=*/1, /*n_kv=*/1);
+  g.kv_str("general.architecture", "llama");
+  g.tensor("token_embd.weight", {0, uint64_t(1) << 40, uint64_t(1) << 40}, /*F32*/ 0, 0);
+  g.pad_to(32).zeros(64);
+  std::string path = dir.write("zero-dim.gguf", g.b);
+  CHECK_THROWS_WITH_AS(gguf::GGUFFile::open(path), doctest::Contains("dimension 0 is 0"), Error);
+}
+
 TEST_CASE("GGUF block_count beyond what the file's tensors can hold is refused before allocating") {
   test::TempDir dir("fuzz-regr");
   // Sanity: with one block the file loads up to the first missing block tensor.

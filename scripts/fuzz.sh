@@ -30,6 +30,8 @@ ninja -C "$B" "${targets[@]/#/fuzz_}"
 # Seeds from the reference data: each target's corpus starts with what real users send.
 seed_from_shared() {
   local t=$1 dir=fuzz/corpus/$1
+  # The GGUF seeds are generated (no model files in git): the smallest models Model::load accepts.
+  [ "$t" = gguf ] && python3 fuzz/make_gguf_seeds.py "$dir"
   [ -d "$SHARED" ] || return 0
   case $t in
     tokenizer)
@@ -73,7 +75,9 @@ for t in "${targets[@]}"; do
   # KiB is a bug (sizes must be checked against what the input holds); -timeout: a hang.
   # Output goes to a log; the final stats and any report are shown.
   log=$crashes/last.log
-  if "$B/fuzz/fuzz_$t" "$corpus" "fuzz/seeds/$t" "${dict[@]}" -max_total_time="$seconds" \
+  seeds=()
+  [ -d "fuzz/seeds/$t" ] && seeds=("fuzz/seeds/$t")
+  if "$B/fuzz/fuzz_$t" "$corpus" "${seeds[@]}" "${dict[@]}" -max_total_time="$seconds" \
        -timeout=20 -rss_limit_mb=4096 -malloc_limit_mb=1024 -artifact_prefix="$crashes/" \
        -print_final_stats=1 ${FUZZ_FLAGS:-} >"$log" 2>&1; then
     grep -E "^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss_mb|stat::new_units_added)" "$log" || true

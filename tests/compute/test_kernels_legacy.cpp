@@ -406,6 +406,24 @@ TEST_CASE("vec_dot_rows equals vec_dot for every row and token") {
   }
 }
 
+// y (filled with -12345 before the kernel ran) equals `want` bit for bit in the first nrows of
+// each token's row and is untouched past them.
+static void check_same_bits(const std::vector<float>& y, const std::vector<float>& want, int64_t n, int64_t nrows,
+                     int64_t ntok, int64_t y_stride) {
+  for (int64_t j = 0; j < ntok; ++j)
+    for (int64_t r = 0; r < y_stride; ++r) {
+      CAPTURE(n);
+      CAPTURE(j);
+      CAPTURE(r);
+      const float got = y[j * y_stride + r];
+      if (r >= nrows) {
+        CHECK(got == -12345.0f);
+        continue;
+      }
+      CHECK(got == want[j * y_stride + r]);
+    }
+}
+
 TEST_CASE("Q4_0 repacked eight rows at a time (Q4_0_R8) gives the AVX2 kernel's bits") {
   if (detected_isa() < Isa::AVX512 || !kernels_for(Isa::AVX512)[DType::Q4_0_R8].vec_dot_rows) {
     MESSAGE("skipped: this CPU has no AVX512-VNNI, so Q4_0_R8 is never used");
@@ -435,18 +453,7 @@ TEST_CASE("Q4_0 repacked eight rows at a time (Q4_0_R8) gives the AVX2 kernel's 
     r8(n, packed.data(), w_stride, nrows, x.data(), x_stride, ntok, y.data(), y_stride);
     kernels_for(Isa::AVX2)[DType::Q4_0].vec_dot_rows(n, w.data(), w_stride, nrows, x.data(), x_stride, ntok,
                                                      plain.data(), y_stride);
-    for (int64_t j = 0; j < ntok; ++j)
-      for (int64_t r = 0; r < y_stride; ++r) {
-        CAPTURE(n);
-        CAPTURE(j);
-        CAPTURE(r);
-        const float got = y[j * y_stride + r];
-        if (r >= nrows) {
-          CHECK(got == -12345.0f);
-          continue;
-        }
-        CHECK(got == plain[j * y_stride + r]);
-      }
+    check_same_bits(y, plain, n, nrows, ntok, y_stride);
   }
 }
 
@@ -478,17 +485,6 @@ TEST_CASE("Q4_0 on the plain layout with AVX-512 VBMI gives the AVX2 kernel's bi
     std::vector<float> y(y_stride * ntok, -12345.0f), want(y_stride * ntok);
     wide(n, w.data(), w_stride, nrows, x.data(), x_stride, ntok, y.data(), y_stride);
     avx2(n, w.data(), w_stride, nrows, x.data(), x_stride, ntok, want.data(), y_stride);
-    for (int64_t j = 0; j < ntok; ++j)
-      for (int64_t r = 0; r < y_stride; ++r) {
-        CAPTURE(n);
-        CAPTURE(j);
-        CAPTURE(r);
-        const float got = y[j * y_stride + r];
-        if (r >= nrows) {
-          CHECK(got == -12345.0f);
-          continue;
-        }
-        CHECK(got == want[j * y_stride + r]);
-      }
+    check_same_bits(y, want, n, nrows, ntok, y_stride);
   }
 }

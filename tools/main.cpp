@@ -49,6 +49,9 @@ int main(int argc, char** argv) {
   strata::tools::add_serve_command(app, exit_code);
   strata::tools::add_cachesim_command(app, exit_code);
   strata::tools::add_batch_command(app, exit_code);
+  strata::tools::add_place_command(app, exit_code);
+  strata::tools::add_iobench_command(app, exit_code);
+  strata::tools::add_plan_command(app, exit_code);
   try {
     std::vector<std::string> args = strata::tools::rewrite_llama_options(std::vector<std::string>(argv + 1, argv + argc));
     if (!args.empty() && !args[0].starts_with("-") && !is_command(app, args[0]))

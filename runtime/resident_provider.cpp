@@ -77,7 +77,8 @@ class ResidentProvider final : public WeightProvider {
     opts.queue_depth = kQueueDepth;
     opts.chunk_bytes = kRequestBytes;
     opts.threads = 16;  // the pread fallback's workers
-    std::unique_ptr<storage::ReadBackend> backend = storage::make_read_backend("uring", opts);
+    // The device array reads placed (striped) models too, each drive with its own queue.
+    std::unique_ptr<storage::ReadBackend> backend = storage::make_device_array("uring", opts);
     for (const std::string& p : paths_) backend->add_file(p);
     layout(backend->alignment());
     // The arena is not registered with the backend: pinning 2 GiB took longer here (1.3-1.9 s)

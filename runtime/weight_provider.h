@@ -3,6 +3,7 @@
 // duration of a job. A resident provider reads everything at load; the streaming runtime reads
 // units on demand from SSD into the pinned pool. The model never knows which one it has.
 #pragma once
+#include "storage/read_backend.h"
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -70,6 +71,7 @@ struct ProviderStats {
   double wait_s = 0;              // time acquire() callers spent waiting for reads
   double transform_s = 0;         // time spent rewriting loaded units (repacking for a kernel)
   uint64_t transforms = 0;        // ... and how many times
+  std::vector<storage::DeviceStats> devices;  // per drive: bytes, busy time, latency
 };
 
 class WeightProvider {

@@ -17,6 +17,7 @@
 // the pread fallback).
 #pragma once
 #include <chrono>
+#include <functional>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -32,6 +33,9 @@ struct ReadRequest {
   uint64_t length = 0;     // multiple of alignment() (reads past EOF return fewer bytes)
   void* dst = nullptr;     // aligned to alignment(); owned by the caller, lent until completion
   uint64_t user_data = 0;  // returned in the completion
+  // 0 = needed now, 1 = ahead, 2 = speculative. The device array serves each drive's queue in
+  // this order; single-file backends ignore it.
+  uint8_t priority = 0;
 };
 
 struct Completion {
@@ -51,6 +55,13 @@ struct IoStats {
   uint64_t fixed_chunks = 0;  // chunks read into a registered buffer (io_uring read_fixed)
   double busy_s = 0;       // wall time with at least one read in flight
   uint64_t latency_us_hist[24] = {};
+};
+
+// One drive's share of the reads (ReadBackend::device_stats).
+struct DeviceStats {
+  std::string device;  // "loop3", "nvme0n1p1", or "MAJ:MIN" when sysfs does not name it
+  std::vector<std::string> paths;  // the files (parts) read from it
+  IoStats io;
 };
 
 struct BackendOptions {
@@ -91,10 +102,23 @@ class ReadBackend {
   // part of its length, so the backend's own short-read resubmission path runs. 0 turns it off.
   // Returns false when the backend has no such path (mmap).
   virtual bool set_short_read_injection(unsigned every_nth) { (void)every_nth; return false; }
+  // Per-drive figures; a backend over one file reports itself as one device.
+  virtual std::vector<DeviceStats> device_stats() const { return {DeviceStats{name(), {}, stats()}}; }
 };
+
+using BackendWrapper = std::function<std::unique_ptr<ReadBackend>(std::unique_ptr<ReadBackend>)>;
 
 // kind: "uring", "pread" or "mmap". "uring" falls back to "pread" (one warning log line) when
 // io_uring cannot be set up. Unknown kind: strata::Error naming it.
 std::unique_ptr<ReadBackend> make_read_backend(const std::string& kind, const BackendOptions& opts = {});
+
+// The backend the weight providers use: add_file takes a locator (storage/placement.h: a plain
+// file, or a manifest striping it over several drives). Parts are grouped by the drive they live
+// on (st_dev); each drive gets its own backend of `kind` (wrapped by `wrap` when given: tests put
+// fault injection or a scripted fake there), its own queue served in priority order and its own
+// in-flight limit (queue_depth x chunk_bytes). Requests are split at stripe boundaries and
+// complete once all their pieces have. name() is the inner backend's.
+std::unique_ptr<ReadBackend> make_device_array(const std::string& kind, const BackendOptions& opts = {},
+                                               BackendWrapper wrap = {});
 
 }  // namespace strata::storage

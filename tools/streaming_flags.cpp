@@ -129,7 +129,27 @@ nlohmann::json StreamSummary::to_json() const {
           {"peak_rss_bytes", peak_rss},
           {"kv_cache_bytes", kv_cache_bytes},
           // Everything outside the pool: KV cache, activations, tokenizer, code, allocator.
-          {"other_rss_bytes", peak_rss > after.budget_bytes ? peak_rss - after.budget_bytes : 0}};
+          {"other_rss_bytes", peak_rss > after.budget_bytes ? peak_rss - after.budget_bytes : 0},
+          {"drives", drives_json()}};
+}
+
+// Per drive over the run: what it read, the share of the run it was busy, and its speed while
+// busy and over the run. A drive that first appears after `before` counts from zero.
+nlohmann::json StreamSummary::drives_json() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t i = 0; i < after.devices.size(); ++i) {
+    const storage::DeviceStats& a = after.devices[i];
+    const storage::IoStats b = i < before.devices.size() ? before.devices[i].io : storage::IoStats{};
+    const double bytes = double(a.io.bytes - b.bytes), busy = a.io.busy_s - b.busy_s;
+    out.push_back({{"device", a.device},
+                   {"paths", a.paths},
+                   {"bytes", a.io.bytes - b.bytes},
+                   {"reads", a.io.ops - b.ops},
+                   {"busy", seconds > 0 ? busy / seconds : 0.0},
+                   {"gbps", seconds > 0 ? bytes / seconds / 1e9 : 0.0},
+                   {"gbps_while_busy", busy > 0 ? bytes / busy / 1e9 : 0.0}});
+  }
+  return out;
 }
 
 std::string StreamSummary::line() const {
@@ -138,7 +158,19 @@ std::string StreamSummary::line() const {
       "expert {:.0f}% | prefetch accuracy {:.0f}% | io {} budget {}, peak RSS {}",
       tokens_per_s(), format_bytes(bytes_per_token()), format_rate(read_gbps() * 1e9), 100 * disk_busy(),
       100 * hit_rate_dense(), 100 * hit_rate_expert(), 100 * prefetch_accuracy(), after.io,
-      format_bytes(double(after.budget_bytes)), format_bytes(double(peak_rss)));
+      format_bytes(double(after.budget_bytes)), format_bytes(double(peak_rss))) + drives_line();
+}
+
+// One more line when the model is spread over several drives: each drive's speed and busy share.
+std::string StreamSummary::drives_line() const {
+  if (after.devices.size() < 2) return {};
+  std::string s = "\ndrives:";
+  for (const auto& d : drives_json())
+    s += fmt::format(" {} {} busy {:.0f}% |", d["device"].get<std::string>(), format_rate(d["gbps"].get<double>() * 1e9),
+                     100 * d["busy"].get<double>());
+  s.pop_back();
+  s.pop_back();
+  return s;
 }
 
 }  // namespace strata::tools

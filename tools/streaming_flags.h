@@ -49,7 +49,9 @@ struct StreamSummary {
   double hit_rate_expert() const;
   double prefetch_accuracy() const;
   nlohmann::json to_json() const;
-  std::string line() const;  // one human-readable line
+  std::string line() const;  // one human-readable line (a second with per-drive figures on several drives)
+  nlohmann::json drives_json() const;
+  std::string drives_line() const;
 };
 
 // VmHWM of this process in bytes (0 where /proc is unavailable).

@@ -7,6 +7,7 @@
 
 #include "models/gguf/gguf_parse.h"
 #include "storage/error.h"
+#include "storage/placement.h"
 
 namespace strata::gguf {
 
@@ -102,8 +103,14 @@ class Parser {
  public:
   static GGUFFile open(const std::string& path) {
     std::vector<std::string> part_paths;
-    std::optional<SplitName> split = parse_split_name(path);
-    if (split) {
+    // A placement manifest (`strata place`) names its logical files itself: one for a whole
+    // model, one per split part for a split one.
+    const bool placed = storage::is_manifest(path);
+    std::optional<SplitName> split = placed ? std::nullopt : parse_split_name(path);
+    if (placed) {
+      part_paths = storage::model_locators(path);
+      if (part_paths.size() > 1) split = SplitName{path, 1, static_cast<uint32_t>(part_paths.size())};
+    } else if (split) {
       if (split->count == 0 || split->number == 0 || split->number > split->count)
         fail("{}: split number {} of {} in the file name is invalid", path, split->number,
              split->count);

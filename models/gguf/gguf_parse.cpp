@@ -11,7 +11,7 @@
 #include <unordered_set>
 
 #include "storage/error.h"
-#include "storage/file.h"
+#include "storage/placement.h"
 
 namespace strata::gguf::detail {
 
@@ -59,11 +59,11 @@ struct What {
 // Buffered sequential reader over a File with a hard end at the file size.
 class Reader {
  public:
-  Reader(const storage::File& file, uint64_t size) : file_(file), size_(size) {}
+  Reader(const storage::Placement& file, uint64_t size) : file_(file), size_(size) {}
 
   uint64_t pos() const { return pos_; }
   uint64_t remaining() const { return size_ - pos_; }
-  const std::string& path() const { return file_.path(); }
+  const std::string& path() const { return file_.locator(); }
 
   void read(void* dst, uint64_t n, const What& what) {
     if (n > remaining())
@@ -121,7 +121,7 @@ class Reader {
     file_.read_exact(buf_.data(), buf_len_, buf_start_);
   }
 
-  const storage::File& file_;
+  const storage::Placement& file_;
   uint64_t size_;
   uint64_t pos_ = 0;
   std::vector<char> buf_;
@@ -150,7 +150,7 @@ uint64_t min_encoded_size(ValueType t) {
 
 class FileParser {
  public:
-  FileParser(const storage::File& file, uint64_t size) : in_(file, size), path_(file.path()) {}
+  FileParser(const storage::Placement& file, uint64_t size) : in_(file, size), path_(file.locator()) {}
 
   ParsedFile run(uint32_t file_index) {
     ParsedFile out;
@@ -364,7 +364,8 @@ class FileParser {
 }  // namespace
 
 ParsedFile parse_file(const std::string& path, uint32_t file_index) {
-  storage::File file = storage::File::open_read(path);
+  // A locator: a plain file, or a file placed over several drives (storage/placement.h).
+  const storage::Placement file = storage::Placement::open(path);
   uint64_t size = file.size();
   if (size > uint64_t(std::numeric_limits<int64_t>::max()))
     fail("{}: file size {} is too large", path, size);

@@ -58,7 +58,8 @@ std::unique_ptr<ReadBackend> make_backend(const std::string& kind, uint64_t chun
   o.queue_depth = queue_depth;
   o.chunk_bytes = chunk;
   o.threads = queue_depth;
-  return make_read_backend(kind, o);
+  // The device array: a placed (striped) model is read from all its drives at once.
+  return make_device_array(kind, o);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "models/model.h"
 #include "storage/error.h"
 #include "storage/file.h"
+#include "storage/placement.h"
 #include "storage/sequential_read.h"
 #include "tools/common.h"
 #include "tools/units.h"
@@ -31,8 +32,10 @@ double median(std::vector<double> v) {
 // Drops the file's pages from the page cache (no root needed), so a load that reads through it
 // (a filesystem without O_DIRECT, the pread fallback) cannot profit from the previous rep.
 void evict_from_page_cache(const std::string& path) {
-  storage::File f = storage::File::open_read(path);
-  (void)::posix_fadvise(f.fd(), 0, 0, POSIX_FADV_DONTNEED);
+  for (const std::string& part : storage::Placement::open(path).parts()) {  // every drive's part of a placed model
+    storage::File f = storage::File::open_read(part);
+    (void)::posix_fadvise(f.fd(), 0, 0, POSIX_FADV_DONTNEED);
+  }
 }
 
 }  // namespace

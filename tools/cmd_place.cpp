@@ -88,6 +88,30 @@ int run(const PlaceArgs& a) {
     in.push_back(storage::Placement::open(s));
     total += in.back().size();
   }
+  // Every part to write, per logical file, known before anything is written.
+  std::vector<std::string> names;
+  std::vector<std::vector<std::string>> targets(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    names.push_back(logical_name(sources[i], i, in.size(), stem));
+    if (a.whole_parts) {
+      targets[i].push_back(fs::absolute(fs::path(a.to[i % n]) / names[i]).string());
+    } else {
+      for (size_t j = 0; j < n; ++j)
+        targets[i].push_back(fs::absolute(fs::path(a.to[j]) / fmt::format("{}.stripe-{}-of-{}", names[i], j + 1, n)).string());
+    }
+  }
+  // A target that is one of the source's own files would be truncated before it is read (a
+  // placed model placed again onto its own drives, a GGUF placed whole into its own folder):
+  // refuse, whatever --force says.
+  for (const auto& file_targets : targets)
+    for (const std::string& t : file_targets)
+      for (size_t i = 0; i < in.size(); ++i)
+        for (const std::string& part : in[i].parts()) {
+          std::error_code ec;
+          if (fs::equivalent(t, part, ec))
+            fail("{}: is a file of the model being placed ({}): place it into other folders", t, sources[i]);
+        }
+
   // What each drive receives, to refuse before writing anything when one is too small.
   std::vector<uint64_t> share(n, 0);
   for (size_t i = 0; i < in.size(); ++i) {
@@ -110,19 +134,12 @@ int run(const PlaceArgs& a) {
   for (size_t i = 0; i < in.size(); ++i) {
     const storage::Placement& src = in[i];
     storage::ManifestFile mf;
-    mf.name = logical_name(sources[i], i, in.size(), stem);
+    mf.name = names[i];
     mf.size = src.size();
+    mf.stripe_bytes = a.whole_parts ? 0 : stripe;
+    mf.parts = targets[i];
     std::vector<storage::File> parts;
-    if (a.whole_parts) {
-      mf.parts.push_back(fs::absolute(fs::path(a.to[i % n]) / mf.name).string());
-      parts.push_back(create_part(mf.parts.back(), a.force));
-    } else {
-      mf.stripe_bytes = stripe;
-      for (size_t j = 0; j < n; ++j) {
-        mf.parts.push_back(fs::absolute(fs::path(a.to[j]) / fmt::format("{}.stripe-{}-of-{}", mf.name, j + 1, n)).string());
-        parts.push_back(create_part(mf.parts.back(), a.force));
-      }
-    }
+    for (const std::string& t : mf.parts) parts.push_back(create_part(t, a.force));
     for (uint64_t off = 0; off < src.size(); off += block) {
       const uint64_t len = std::min<uint64_t>(block, src.size() - off);
       src.read_exact(buf.data(), len, off);

@@ -2,7 +2,8 @@
 // from its manifest with exactly the GGUF's output, resident and streamed; a split model placed
 // with --whole-parts (each part whole, part i in folder i) and striped does too, as does a
 // manifest placed again; bad input (a stripe that is no multiple of 4 KiB, a missing folder, a
-// target that exists without --force) is refused naming the flag or the path.
+// target that exists without --force, a target that is one of the source's own files) is
+// refused naming the flag or the path.
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -178,6 +179,22 @@ TEST_CASE("strata place: a striped model runs from its manifest with the GGUF's 
     CHECK(m.files[0].parts.size() == 2);
     CHECK(run_text(again) == want);
     CHECK(run_text(again, "--memory-budget 1M") == want);
+  }
+
+  SUBCASE("placing a model onto its own files is refused, even with --force, and leaves it intact") {
+    // The placed model again onto its own drives: its parts would be the targets.
+    r = test::run_strata(fmt::format("place -m {} --to {} --stripe 64K --force -o {}", q(manifest), q(dirs), q(root.file("y.json"))));
+    CHECK(r.status != 0);
+    CHECK(contains(r.output, "moe.gguf.stripe-1-of-3"));
+    CHECK(contains(r.output, "is a file of the model being placed"));
+    CHECK(!fs::exists(root.file("y.json")));
+    CHECK(run_text(manifest) == want);
+    // A GGUF placed whole into its own folder.
+    r = test::run_strata(fmt::format("place -m {} --to {} --whole-parts --force -o {}", q(model), q(root.file("")), q(root.file("y.json"))));
+    CHECK(r.status != 0);
+    CHECK(contains(r.output, "is a file of the model being placed"));
+    CHECK(fs::file_size(model) == size);
+    CHECK(run_text(model) == want);
   }
 
   SUBCASE("a split model: whole parts on their own drives, or every part striped") {

@@ -334,9 +334,9 @@ class DeviceArray final : public ReadBackend {
     auto pit = pending_.find(pc.seq);
     if (pit == pending_.end()) return;
     Pending& p = pit->second;
-    if (c.error == -ECANCELED) {
+    if (c.error == -ECANCELED && p.cancelled) {
       p.lost = true;
-    } else if (c.error != 0) {
+    } else if (c.error != 0) {  // -ECANCELED unasked too: the piece has no bytes
       if (p.error == 0) {
         p.error = c.error;
         p.message = c.message;

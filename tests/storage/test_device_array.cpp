@@ -111,6 +111,7 @@ struct Script {
   std::vector<Fake*> fakes;
   bool auto_complete = false;
   std::function<std::optional<std::string>(const std::string& path, uint64_t offset)> fail;
+  int fail_errno = EIO;  // what `fail` completes with
 
   // Waits until at least n requests have been issued to the fakes.
   bool wait_issued(size_t n, std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
@@ -188,7 +189,7 @@ class Fake final : public ReadBackend {
       c.error = error;
       c.message = "cancelled";
     } else if (injected) {
-      c.error = -EIO;
+      c.error = -s_.fail_errno;
       c.message = *injected;
     } else {
       const ssize_t got = ::pread(fds_.at(r.file), r.dst, r.length, static_cast<off_t>(r.offset));
@@ -626,4 +627,32 @@ TEST_CASE("device array: a failed piece fails its request with the inner backend
   CHECK(pattern_mismatch(c.data(), 5 * stripe, 3 * stripe) == -1);
   CHECK(pattern_mismatch(d.data(), 4 * stripe + 8192, 4096) == -1);
   CHECK(b->stats().errors == 1);
+}
+
+TEST_CASE("device array: a piece the drive cancelled on its own fails its request, never reads as data") {
+  // Only cancel() may turn -ECANCELED into a cancelled request; a piece that comes back
+  // -ECANCELED unasked (the kernel tore the read down) has no bytes: the request must not
+  // complete as if it had read them.
+  ScratchDir d0, d1, d2;
+  const uint64_t size = 1 << 20, stripe = 64 << 10;
+  const auto parts = stripe_pattern(size, stripe, {d0.file(""), d1.file(""), d2.file("")}, "x");
+  const std::string man = write_manifest(d0.file("x.strata.json"), "x.gguf", size, stripe, parts);
+  Script s;
+  s.auto_complete = true;
+  s.fail_errno = ECANCELED;
+  s.fail = [&](const std::string& path, uint64_t offset) -> std::optional<std::string> {
+    if (path == parts[2] && offset == 0) return path + ": read cancelled by the kernel";
+    return std::nullopt;
+  };
+  auto b = make_device_array("pread", small_opts(), fake_wrapper(s));
+  const uint32_t f = b->add_file(man);
+  AlignedBuffer a(4 * stripe);
+  const ReadRequest r{f, 0, 4 * stripe, a.data(), 7};  // stripes 0-3: stripe 2 is the cancelled piece
+  b->submit({&r, 1});
+  const auto done = reap_all(*b, 1, std::chrono::seconds(5));
+  REQUIRE(done.size() == 1);
+  CHECK(done[0].user_data == 7);
+  CHECK(done[0].error == -ECANCELED);
+  CHECK(done[0].bytes == 0);
+  CHECK(done[0].message.find("cancelled by the kernel") != std::string::npos);
 }

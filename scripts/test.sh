@@ -4,7 +4,7 @@
 # First the fault-injection suites run under AddressSanitizer/UBSan (scripts/test-asan.sh: leaked
 # buffers, use after free; about 8 minutes on 2 cores from scratch; STRATA_SKIP_ASAN=1 skips it
 # for quick local runs) and, from the same clang build, a fuzz smoke run of every libFuzzer target
-# (STRATA_FUZZ_SMOKE_SECONDS each, default 20; 0 skips), then the whole CTest set, whose summary
+# (STRATA_FUZZ_SMOKE_SECONDS each, default 10; 0 skips), then the whole CTest set, whose summary
 # closes the output.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -47,6 +47,7 @@ void fill_model_context(server::ModelContext& ctx, const models::Model& model, c
   const std::filesystem::path path(model_path);
   std::string stem = path.filename().string();
   if (stem.ends_with(".gguf")) stem.resize(stem.size() - 5);
+  if (stem.ends_with(".strata.json")) stem.resize(stem.size() - 12);  // a placement manifest (`strata place`)
   ctx.id = alias.empty() ? stem : alias;
   ctx.names = {stem, path.filename().string(), model_path};
   ctx.tokenizer = &model.tokenizer();

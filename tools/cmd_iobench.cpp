@@ -4,6 +4,7 @@
 // Prints a table, or fio's --output-format=json shape (--json, -o) that fio tooling reads, and can
 // save the drive profile `strata plan` reads (format in storage/README.md).
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -112,6 +113,10 @@ int run(const IoBenchArgs& a) {
   std::vector<unsigned> qds(a.qd.begin(), a.qd.end());
   std::sort(qds.begin(), qds.end());
   qds.erase(std::unique(qds.begin(), qds.end()), qds.end());
+  const double ram = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGE_SIZE));
+  if (ram > 0 && double(bss.back()) * double(qds.back()) > ram / 2)
+    fail("--bs {} x --qd {} needs {} of read buffers, more than half of this machine's memory ({})",
+         size_label(bss.back()), qds.back(), format_bytes(double(bss.back()) * double(qds.back())), format_bytes(ram));
   std::vector<IoPattern> rws;
   for (const char* r : {"read", "randread"})
     if (std::find(a.rw.begin(), a.rw.end(), r) != a.rw.end())
@@ -122,10 +127,9 @@ int run(const IoBenchArgs& a) {
   prepare_targets(a, targets);
   std::vector<std::string> paths;
   for (const Target& t : targets) paths.push_back(t.file);
-  for (const std::string& p : paths) {  // refuse what cannot run before the first job, not after
-    storage::IoJobSpec probe{p, IoPattern::random, bss.back(), 1, 0, 1, a.io};
-    (void)storage::run_io_job(probe);
-  }
+  // Refuse what cannot run before the first job rather than minutes later: one read of each size.
+  for (const std::string& p : paths)
+    for (uint64_t bs : bss) (void)storage::run_io_job({p, IoPattern::random, bs, 1, 0, 1, a.io});
 
   const bool together = paths.size() > 1 && !a.no_together;
   const size_t combos = rws.size() * bss.size() * qds.size();

@@ -181,6 +181,8 @@ TEST_CASE("iobench: bad input is refused by name") {
       {fmt::format("\"{}\" --rw write", f), "--rw"},
       {fmt::format("\"{}\" --runtime 0", f), "--runtime must be between"},
       {fmt::format("\"{}\" --bs 1M", f), "small.bin: 262144 bytes, smaller than one 1048576-byte block"},
+      {fmt::format("\"{}\" --bs 6000,4K", f), "block size 6000 is not a multiple of the file's O_DIRECT alignment"},
+      {fmt::format("\"{}\" --bs 1G --qd 4096", f), "more than half of this machine's memory"},
       {fmt::format("\"{}\" --size 0", dir.file("")), "--size '0'"},
       {fmt::format("\"{}\" -m \"{}\"", f, dir.file("none.gguf")), "none.gguf"},
       {"", "targets"},

@@ -13,7 +13,7 @@ pkgs=(build-essential cmake ninja-build pkg-config liburing-dev libasio-dev libt
 # For the tests only: nodejs runs the real OpenAI/Ollama client libraries in the server tests
 # (npm packages are installed at test time under build/); prometheus provides promtool, which
 # checks /metrics; clang brings libFuzzer for the fuzz smoke runs (scripts/fuzz.sh).
-[ ${#targets[@]} -eq 0 ] && pkgs+=(nodejs prometheus clang)
+[ ${#targets[@]} -eq 0 ] && pkgs+=(nodejs prometheus clang fio)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

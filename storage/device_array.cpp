@@ -108,10 +108,17 @@ class DeviceArray final : public ReadBackend {
       }
       const FileEntry& fe = files_[r.file];
       const uint8_t pri = std::min<uint8_t>(r.priority, 2);
-      for (const Piece& pc : fe.placement.map(r.offset, r.length)) {
+      // Nothing past the logical end is read (a whole part may be longer than the file it holds).
+      const uint64_t size = fe.placement.size();
+      const uint64_t length = r.offset >= size ? 0 : std::min(r.length, size - r.offset);
+      if (length < r.length) p.data_end = std::max(r.offset, size);
+      for (const Piece& pc : fe.placement.map(r.offset, length)) {
         const PartRef& ref = fe.parts[pc.part];
         const uint64_t id = next_piece_++;
-        PieceRec rec{seq, ref.device, pc.logical_offset, false};
+        PieceRec rec;
+        rec.seq = seq;
+        rec.device = ref.device;
+        rec.logical_offset = pc.logical_offset;
         rec.inner = ReadRequest{ref.file, pc.part_offset, pc.length,
                                 static_cast<char*>(r.dst) + (pc.logical_offset - r.offset), id, pri};
         pieces_.emplace(id, rec);

@@ -116,7 +116,7 @@ std::unique_ptr<ReadBackend> make_read_backend(const std::string& kind, const Ba
 // file, or a manifest striping it over several drives). Parts are grouped by the drive they live
 // on (st_dev); each drive gets its own backend of `kind` (wrapped by `wrap` when given: tests put
 // fault injection or a scripted fake there), its own queue served in priority order and its own
-// in-flight limit (queue_depth x chunk_bytes). Requests are split at stripe boundaries and
+// in-flight limit (queue_depth x chunk_bytes, at least 1 MiB). Requests are split at stripe boundaries and
 // complete once all their pieces have. name() is the inner backend's.
 std::unique_ptr<ReadBackend> make_device_array(const std::string& kind, const BackendOptions& opts = {},
                                                BackendWrapper wrap = {});

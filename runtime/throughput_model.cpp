@@ -120,6 +120,7 @@ UnitPlan plan_units(const ModelShape& shape, const RoutingStats& routing, uint64
       }
     }
   }
+  double expert_bytes = 0;
   for (size_t l = 0; l < moe.size(); ++l) {
     const Experts& x = moe[l];
     if (!x.gate && !x.up && !x.down) continue;
@@ -129,6 +130,9 @@ UnitPlan plan_units(const ModelShape& shape, const RoutingStats& routing, uint64
     const bool split = g + u + d > max;
     const int64_t gu_rows = std::max<int64_t>(1, int64_t(max / std::max<uint64_t>(x.gate->row_stride + x.up->row_stride, 1)));
     const int64_t d_rows = std::max<int64_t>(1, int64_t(max / std::max<uint64_t>(x.down->row_stride, 1)));
+    ++plan.moe_layers;
+    const uint64_t before = plan.streamed_bytes;
+    const size_t units_before = plan.units.size();
     for (uint64_t e = 0; e < E; ++e) {
       const double q = per_step(routing.p[l][e], batch);
       const uint64_t go = x.gate->offset + g * e, uo = x.up->offset + u * e, dof = x.down->offset + d * e;
@@ -146,7 +150,12 @@ UnitPlan plan_units(const ModelShape& shape, const RoutingStats& routing, uint64
         add(span(dof + uint64_t(r0) * x.down->row_stride, uint64_t(n) * x.down->row_stride), 1, q, true);
       }
     }
+    expert_bytes += double(plan.streamed_bytes - before) / double(E);
+    uint32_t spans = 0;
+    for (size_t i = units_before; i < plan.units.size(); ++i) spans += plan.units[i].spans;
+    plan.expert_spans = std::max<uint32_t>(plan.expert_spans, uint32_t(spans / E));
   }
+  if (plan.moe_layers) plan.expert_slot_bytes = uint64_t(std::llround(expert_bytes / double(plan.moe_layers)));
   double needed = 0;
   for (const PlanUnit& u : plan.units) needed += u.q * double(u.bytes);
   plan.needed_bytes_per_step = uint64_t(std::llround(needed));
@@ -167,46 +176,154 @@ uint64_t active_bytes_per_token(const ModelShape& shape, const RoutingStats& rou
   return uint64_t(std::llround(bytes));
 }
 
+double reuse_from_trace(const RoutingTrace& trace) {
+  const RoutingTraceHeader& h = trace.header;
+  std::vector<std::vector<int32_t>> prev(size_t(std::max<int64_t>(h.n_layer, 0)));
+  std::vector<int64_t> prev_step(prev.size(), -2);
+  double reused = 0, total = 0;
+  for (const RoutingRecord& rec : trace.records) {
+    if (rec.layer < 0 || size_t(rec.layer) >= prev.size()) continue;
+    std::vector<int32_t> cur = rec.experts;
+    std::sort(cur.begin(), cur.end());
+    cur.erase(std::unique(cur.begin(), cur.end()), cur.end());
+    const size_t l = size_t(rec.layer);
+    if (prev_step[l] == rec.step - 1) {
+      total += double(cur.size());
+      for (int32_t e : cur) reused += std::binary_search(prev[l].begin(), prev[l].end(), e) ? 1.0 : 0.0;
+    }
+    prev[l] = std::move(cur);
+    prev_step[l] = rec.step;
+  }
+  if (total == 0) fail("routing trace: no layer has two consecutive steps to measure reuse between");
+  return reused / total;
+}
+
 namespace {
 
-// First-use misses per step of a unit needed with probability q per step, over a run of
-// `steps` steps from a cold cache (0: steady state).
-double cold_share(double q, int64_t steps) { return steps > 0 ? (1.0 - std::pow(1.0 - q, double(steps))) / double(steps) : 0.0; }
-
-// The static cache over items of (q, bytes): capacity beyond the items with q = 1 counts
-// `factor` times; the highest q first (among equals, smaller items first: a fixed latency each
-// makes them cost more per byte to reload, as in the residency score). Calls miss(item, share
-// missed per step) for every item.
-template <typename Item, typename Miss>
-void static_cache(std::vector<const Item*> order, double capacity, double factor, int64_t steps, Miss miss) {
-  std::stable_sort(order.begin(), order.end(), [](const Item* a, const Item* b) {
-    return a->q != b->q ? a->q > b->q : a->bytes < b->bytes;
-  });
-  double left = capacity;
-  bool certain = true;
-  for (const Item* u : order) {
-    if (certain && u->q < 1.0) {
-      certain = false;
-      left *= factor;
-    }
-    const double cached = std::clamp(left / double(u->bytes), 0.0, 1.0);
-    left -= cached * double(u->bytes);
-    miss(*u, (1 - cached) * u->q + cached * cold_share(u->q, steps));
+// The self-similar reuse curve alone (expert_hit_curve without popularity).
+double recency_curve(double E, double K, double r, double c) {
+  if (K <= 0 || c >= E) return 1.0;
+  if (c <= 0) return 0.0;
+  double left = 1.0, at = 0, h = 0;
+  for (;;) {
+    if (at + K >= E) return h + left * (c - at) / (E - at);  // the last group reaches 1 at E
+    if (c <= at + K) return h + left * r * (c - at) / K;
+    h += left * r;
+    left *= 1 - r;
+    at += K;
   }
 }
 
-// Expected bytes per step read from disk, and reads (spans cut at stripe boundaries).
+}  // namespace
+
+double expert_hit_curve(const std::vector<double>& q, double reuse, double c) {
+  const double K = std::accumulate(q.begin(), q.end(), 0.0);
+  const double h = recency_curve(double(q.size()), K, std::clamp(reuse, 0.0, 1.0), c);
+  if (K <= 0 || h >= 1.0) return 1.0;
+  // Popularity: the c most popular experts' share, cached statically.
+  std::vector<double> s = q;
+  std::sort(s.begin(), s.end(), std::greater<>());
+  double stat = 0, room = std::max(c, 0.0);
+  for (double v : s) {
+    const double part = std::min(room, 1.0);
+    if (part <= 0) break;
+    stat += part * v;
+    room -= part;
+  }
+  return std::clamp(std::max(h, stat / K), 0.0, 1.0);
+}
+
+ExpertTraffic expert_traffic(const std::vector<double>& q, double c, double reuse, double accuracy, bool predicted,
+                             int64_t steps) {
+  const double E = double(q.size());
+  const double K = std::accumulate(q.begin(), q.end(), 0.0);
+  // Independent choices reuse sum q^2 / K: the floor for any routing.
+  const double r = std::clamp(std::max(reuse, K > 0 ? std::inner_product(q.begin(), q.end(), q.begin(), 0.0) / K : 0.0), 0.0, 1.0);
+  const double wrong = predicted ? K * (1 - std::clamp(accuracy, 0.0, 1.0)) : 0.0;
+  // The experts seen after t steps: D(0) = 0, D += K (1 - recency(D)) (the first uses).
+  const auto grow = [&](double D) { return std::min(E, D + K * (1 - recency_curve(E, K, r, D))); };
+  // The run's working set W (all E in the steady state): the experts a wrong guess is drawn from.
+  double W = E;
+  if (steps > 0) {
+    W = 0;
+    for (int64_t t = 0; t <= steps; ++t) {
+      const double next = grow(W);
+      if (next - W < 1e-12) break;
+      W = next;
+    }
+  }
+  // One step with D experts seen so far: misses of the chosen, and guesses not resident.
+  const auto step = [&](double D) {
+    const double cc = std::min(c, D), h = expert_hit_curve(q, r, cc);
+    const double cached = std::max(cc - K * h, 0.0);  // cached experts the step does not use
+    const double resident = W - K > 1e-9 ? std::min(cached / (W - K), 1.0) : 1.0;
+    return ExpertTraffic{K * (1 - h), wrong * (1 - resident), K};
+  };
+  if (steps <= 0) return step(E);
+  ExpertTraffic sum{0, 0, K};
+  double D = 0;
+  for (int64_t t = 0; t <= steps; ++t) {
+    const ExpertTraffic s = step(D);
+    const double next = grow(D);
+    if (t > 0) {
+      sum.misses += s.misses;
+      sum.wasted += s.wasted;
+      if (next - D < 1e-12) {  // nothing new from here on: the rest of the run repeats this step
+        sum.misses += s.misses * double(steps - t);
+        sum.wasted += s.wasted * double(steps - t);
+        break;
+      }
+    }
+    D = next;
+  }
+  sum.misses /= double(steps);
+  sum.wasted /= double(steps);
+  return sum;
+}
+
+namespace {
+
+// Share of a non-expert unit (need probability q per step) read per step for first uses over
+// `steps` steps after a warm-up step (0: steady state, none).
+double cold_share(double q, int64_t steps) {
+  return steps > 0 ? (1.0 - q) * (1.0 - std::pow(1.0 - q, double(steps))) / double(steps) : 0.0;
+}
+
 struct Misses {
-  double bytes = 0, requests = 0;
+  double bytes = 0, requests = 0, wasted = 0, expert_cache = 0;
 };
-Misses static_cache_misses(const UnitPlan& plan, const PlanInputs& in, double capacity) {
+
+// The non-expert units take the cache first (highest q first, among equals smaller ones first),
+// the rest holds experts: the reuse model per MoE layer.
+Misses cache_misses(const UnitPlan& plan, const RoutingStats& routing, const PlanInputs& in, double capacity) {
   std::vector<const PlanUnit*> order;
-  for (const PlanUnit& u : plan.units) order.push_back(&u);
-  Misses m;
-  static_cache<PlanUnit>(order, capacity, in.capacity_factor, in.run_steps, [&](const PlanUnit& u, double miss) {
-    m.bytes += miss * double(u.bytes);
-    m.requests += miss * (double(u.spans) + double(u.bytes) / double(in.stripe_bytes));
+  for (const PlanUnit& u : plan.units)
+    if (!u.expert) order.push_back(&u);
+  std::stable_sort(order.begin(), order.end(), [](const PlanUnit* a, const PlanUnit* b) {
+    return a->q != b->q ? a->q > b->q : a->bytes < b->bytes;
   });
+  Misses m;
+  double left = capacity;
+  for (const PlanUnit* u : order) {
+    const double cached = std::clamp(left / double(u->bytes), 0.0, 1.0);
+    left -= cached * double(u->bytes);
+    const double miss = (1 - cached) * u->q + cached * cold_share(u->q, in.run_steps);
+    m.bytes += miss * double(u->bytes);
+    m.requests += miss * (double(u->spans) + double(u->bytes) / double(in.stripe_bytes));
+  }
+  if (plan.moe_layers == 0 || plan.expert_slot_bytes == 0) return m;
+  m.expert_cache = std::max(left, 0.0) / double(plan.expert_slot_bytes) / double(plan.moe_layers);
+  bool first = true;
+  for (const auto& layer : routing.p) {
+    std::vector<double> q;
+    for (double p : layer) q.push_back(per_step(p, in.batch));
+    const ExpertTraffic t = expert_traffic(q, m.expert_cache, in.reuse, in.prefetch_accuracy, !first, in.run_steps);
+    first = false;
+    const double n = t.misses + t.wasted;
+    m.bytes += n * double(plan.expert_slot_bytes);
+    m.wasted += t.wasted * double(plan.expert_slot_bytes);
+    m.requests += n * (double(plan.expert_spans) + double(plan.expert_slot_bytes) / double(in.stripe_bytes));
+  }
   return m;
 }
 
@@ -228,7 +345,9 @@ PlanRow predict(const ModelShape& shape, const RoutingStats& routing, const Plan
     if (!(d.queue_depth >= 1)) fail("drive {}: queue depth must be >= 1 (got {})", i + 1, d.queue_depth);
   }
   if (!(in.compute_s_per_token >= 0)) fail("compute time per token must be >= 0 s (got {})", in.compute_s_per_token);
-  if (!(in.capacity_factor > 0)) fail("capacity factor must be > 0 (got {})", in.capacity_factor);
+  if (!(in.reuse >= 0 && in.reuse <= 1)) fail("reuse must be in [0, 1] (got {})", in.reuse);
+  if (!(in.prefetch_accuracy >= 0 && in.prefetch_accuracy <= 1))
+    fail("prefetch accuracy must be in [0, 1] (got {})", in.prefetch_accuracy);
   if (in.stripe_bytes == 0) fail("stripe size must be > 0");
 
   const UnitPlan plan = plan_units(shape, routing, in.budget, in.batch);
@@ -242,9 +361,11 @@ PlanRow predict(const ModelShape& shape, const RoutingStats& routing, const Plan
   const uint64_t room = in.budget - plan.pinned_bytes;
   const uint64_t capacity = room >= plan.streamed_bytes ? plan.streamed_bytes : room - 2 * plan.largest_unit_bytes;
   row.cache_bytes = capacity;
-  const Misses m = static_cache_misses(plan, in, double(capacity));
-  row.hit_rate = plan.needed_bytes_per_step ? 1.0 - m.bytes / double(plan.needed_bytes_per_step) : 1.0;
+  const Misses m = cache_misses(plan, routing, in, double(capacity));
+  row.expert_cache = m.expert_cache;
+  row.hit_rate = plan.needed_bytes_per_step ? 1.0 - (m.bytes - m.wasted) / double(plan.needed_bytes_per_step) : 1.0;
   row.read_bytes_per_token = m.bytes / in.batch;
+  row.wasted_bytes_per_token = m.wasted / in.batch;
   row.requests_per_step = m.requests;
   const double n = double(in.drives.size());
   for (size_t i = 0; i < in.drives.size(); ++i) {
@@ -266,23 +387,18 @@ PlanRow predict(const ModelShape& shape, const RoutingStats& routing, const Plan
   return row;
 }
 
-double model_expert_hit_rate(const RoutingStats& routing, double capacity, int batch, double capacity_factor,
-                             int64_t run_steps) {
-  struct Item {
-    double q;
-    double bytes = 1;
-  };
-  std::vector<Item> items;
-  for (const auto& layer : routing.p)
-    for (double p : layer) items.push_back({per_step(p, batch)});
-  std::vector<const Item*> order;
-  for (const Item& i : items) order.push_back(&i);
-  double hit = 0, total = 0;
-  static_cache<Item>(order, std::max(capacity, 0.0), capacity_factor, run_steps, [&](const Item& i, double miss) {
-    hit += i.q - miss;
-    total += i.q;
-  });
-  return total > 0 ? hit / total : 1.0;
+double model_expert_hit_rate(const RoutingStats& routing, double capacity, int batch, double reuse, int64_t run_steps) {
+  if (routing.p.empty()) return 1.0;
+  const double c = std::max(capacity, 0.0) / double(routing.p.size());
+  double missed = 0, needed = 0;
+  for (const auto& layer : routing.p) {
+    std::vector<double> q;
+    for (double p : layer) q.push_back(per_step(p, batch));
+    const ExpertTraffic t = expert_traffic(q, c, reuse, 1.0, false, run_steps);
+    missed += t.misses;
+    needed += t.needed;
+  }
+  return needed > 0 ? 1.0 - missed / needed : 1.0;
 }
 
 }  // namespace strata::runtime

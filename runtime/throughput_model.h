@@ -12,17 +12,33 @@
 // 2. Need probability per forward step of b tokens: dense units 1; an expert chosen by a token
 //    with probability p (routing statistics) 1 - (1 - p)^b; an embedding row block holding r of
 //    the V vocabulary rows 1 - (1 - r / V)^b.
-// 3. Cache (the hit-rate model; runtime/README.md has its check against `strata cachesim`):
-//    capacity = budget - pinned - 2 x the largest streamed unit (one unit in use while the next
-//    loads; everything fits when budget - pinned covers all streamed units). The cache is
-//    static: it holds the units with the highest need probability q (caching a unit saves q
-//    bytes per step per byte of cache, so q is the value per byte), filled greedily, the last
-//    one fractionally. Expected bytes read per step = sum over uncached units of q * slot bytes
-//    (independent references). Two corrections: the capacity beyond the units every step needs
-//    counts `capacity_factor` times (consecutive tokens reuse experts, which a static cache of
-//    average probabilities does not see; fitted on one trace, checked on another), and a run
-//    of `run_steps` steps from a cold cache also misses each cached unit's first use:
-//    (1 - (1 - q)^steps) / steps of its bytes per step.
+// 3. Cache: capacity = budget - pinned - 2 x the largest streamed unit (one unit in use while
+//    the next loads; everything fits when budget - pinned covers all streamed units). The non-
+//    expert units (q = 1 for dense ones) take it first, highest q first, as the residency policy
+//    keeps them (a static cache: expected bytes read = sum over uncached units of q * bytes).
+//    What is left holds c = left / (one expert's slot bytes) / (MoE layers) experts per layer.
+//    Experts (the reuse model, per MoE layer with K = sum of its per-step probabilities q and E
+//    experts; runtime/README.md has its check against `strata bench`):
+//    - Hit curve H(c): the share of a step's experts among the c experts of that layer used most
+//      recently. With r = the share of a step's experts the previous step also used (a trace's,
+//      or kDefaultReuse), the self-similar reuse curve: the K most recent hold r of the
+//      references, the next K hold r of the rest, and so on, linearly within each group of K,
+//      the last group reaching 1 at c = E:
+//        j = floor(c / K):  H = 1 - (1 - r)^j + (1 - r)^j * r * (c - jK) / K.
+//      Skewed routing: H = max(that, the static share of the c most popular experts' q / K).
+//    - Misses per step: K (1 - H(min(c, D))), D the experts of the layer seen so far: a run of
+//      `run_steps` steps after one untimed warm-up step (as `strata bench` runs) starts at D = 0
+//      and grows by the first uses, D += K (1 - R(D)) with R the reuse curve alone (no
+//      popularity); steady state (run_steps = 0): D = E. r is at least independent choices'
+//      own sum q^2 / K.
+//    - Speculative reads: every MoE layer after the first has its experts predicted by the
+//      layer before (models/model.cpp predict_experts), K of them, of which `prefetch_accuracy`
+//      a are right. A wrong guess is read unless resident; it is taken as uniform over the
+//      W - K experts of the run's working set the step does not use (W = D at the end of the
+//      run; E in the steady state), of which min(c, D) - K H(min(c, D)) are cached. Wasted
+//      experts per step = K (1 - a) (1 - min(1, cached / (W - K))).
+//    Expected bytes read per step = non-expert misses + (expert misses + wasted guesses) x one
+//    expert's slot bytes.
 // 4. Read time per step: the model is striped RAID-0 over the drives in `stripe_bytes` stripes,
 //    so each drive serves 1/N of the bytes: read_s = max over drives of
 //    bytes / N / speed_d + requests / N * latency_d / queue_depth_d, where requests counts
@@ -84,6 +100,9 @@ struct UnitPlan {
   uint64_t streamed_bytes = 0;      // all streamed slots
   uint64_t minimum_budget = 0;      // pinned + 2 x largest: below it the provider refuses to start
   uint64_t needed_bytes_per_step = 0;  // sum of q * bytes over streamed units (expected)
+  uint64_t expert_slot_bytes = 0;   // one expert's units together (the mean over MoE layers)
+  uint32_t expert_spans = 0;        // the file ranges one expert reads
+  int64_t moe_layers = 0;
   std::vector<PlanUnit> units;      // streamed units
 };
 
@@ -102,17 +121,38 @@ struct Drive {
   double queue_depth = 16;  // reads in flight on this drive
 };
 
-// Fitted on a recorded trace of the 8-expert top-2 reference model and checked on the
-// 64-expert top-4 zipf one (runtime/README.md).
-inline constexpr double kCapacityFactor = 1.3;
+// Reuse between consecutive steps without a trace: measured on the synthesized 8-expert top-2
+// model (topo-moe-1024x16-e8, --routing uniform: 0.71 over 13 steps, 0.68 over 97); the
+// synthesized mixtral-like and 64-expert zipf models measure 0.68 and 0.64 (runtime/README.md).
+inline constexpr double kDefaultReuse = 0.70;
+// The share of predicted experts the next layer uses (bench's prefetch_accuracy): 0.71 on the
+// 8-expert synthesized model, 0.83 and 0.77 on the larger ones.
+inline constexpr double kDefaultPrefetchAccuracy = 0.70;
+
+// The share of a step's distinct experts (per layer) that the previous step also used, over
+// the whole trace (strata::Error when no layer has two consecutive steps).
+double reuse_from_trace(const RoutingTrace& trace);
+
+// The hit curve H(c) of one layer (see 3.): q = each expert's per-step need probability.
+double expert_hit_curve(const std::vector<double>& q, double reuse, double cache_experts);
+
+// One layer's expected expert traffic per step, in experts: misses (chosen, not resident) and
+// wasted speculative reads (prefetch_accuracy 1: none; `predicted` false: the layer is not
+// predicted), averaged over `run_steps` steps after a warm-up step (0: steady state).
+struct ExpertTraffic {
+  double misses = 0, wasted = 0, needed = 0;  // needed = K
+};
+ExpertTraffic expert_traffic(const std::vector<double>& q, double cache_experts, double reuse, double prefetch_accuracy,
+                             bool predicted, int64_t run_steps);
 
 struct PlanInputs {
   uint64_t budget = 0;
   int batch = 1;
   std::vector<Drive> drives;
   double compute_s_per_token = 0;
-  double capacity_factor = kCapacityFactor;  // see above; 1 = the plain static cache
-  int64_t run_steps = 0;            // 0: steady state (no first-use misses)
+  double reuse = kDefaultReuse;     // share of a step's experts the previous step used
+  double prefetch_accuracy = kDefaultPrefetchAccuracy;  // 1: no wasted speculative reads
+  int64_t run_steps = 0;            // steps after one warm-up step; 0: steady state
   uint64_t stripe_bytes = 1 << 20;  // RAID-0 stripe
 };
 
@@ -121,9 +161,11 @@ struct PlanRow {
   int batch = 1;
   int n_drives = 0;
   std::vector<double> drive_gbps;
-  uint64_t cache_bytes = 0;        // what the cache holds (after capacity_factor)
-  double hit_rate = 0;             // 1 - read bytes / needed bytes, per step
-  double read_bytes_per_token = 0;
+  uint64_t cache_bytes = 0;        // what the cache holds
+  double expert_cache = 0;         // experts cached per MoE layer (c)
+  double hit_rate = 0;             // 1 - missed bytes / needed bytes, per step (speculative reads aside)
+  double read_bytes_per_token = 0;  // misses and wasted speculative reads
+  double wasted_bytes_per_token = 0;  // the wasted speculative reads alone
   double requests_per_step = 0;
   double read_s = 0;     // per step
   double compute_s = 0;  // per step
@@ -140,9 +182,10 @@ struct PlanRow {
 PlanRow predict(const ModelShape& shape, const RoutingStats& routing, const PlanInputs& in);
 
 // The hit-rate model in `strata cachesim`'s terms: equal-size experts, a cache of `capacity`
-// of them, dense weights not counted; the expected share of (step, layer, expert) visits that
-// hit. batch > 1 uses per-step need probabilities.
-double model_expert_hit_rate(const RoutingStats& routing, double capacity, int batch = 1,
-                             double capacity_factor = kCapacityFactor, int64_t run_steps = 0);
+// of them (capacity / layers per layer), dense weights and speculative reads not counted; the
+// expected share of (step, layer, expert) visits that hit over `run_steps` steps after a warm-up
+// step (0: steady state). batch > 1 uses per-step need probabilities.
+double model_expert_hit_rate(const RoutingStats& routing, double capacity, int batch = 1, double reuse = kDefaultReuse,
+                             int64_t run_steps = 0);
 
 }  // namespace strata::runtime

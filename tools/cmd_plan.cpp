@@ -40,7 +40,9 @@ struct PlanArgs {
   std::vector<std::string> budgets;
   std::vector<double> drives;
   std::vector<int> sweep;
-  double latency_us = 100, queue_depth = 16, compute_s = 0, capacity_factor = runtime::kCapacityFactor;
+  double latency_us = 100, queue_depth = 16, compute_s = 0;
+  double reuse = -1;  // < 0: the trace's, else runtime::kDefaultReuse
+  double prefetch_accuracy = runtime::kDefaultPrefetchAccuracy;
   int batch = 1, threads = 0;
   int64_t tokens = 0;
   bool remeasure = false, json = false, check_trace = false;
@@ -182,7 +184,7 @@ void write_png(const PlanArgs& a, const std::vector<DriveSet>& sets, const std::
 
 // The hit-rate model against `strata cachesim`'s replay of the same trace, cache by cache: each
 // budget's cache less the non-expert units, in experts (dense assumed resident, as cachesim does).
-void check_trace(const PlanArgs& a, const Shape& shape, const runtime::RoutingStats& routing,
+void check_trace(const PlanArgs& a, const Shape& shape, const runtime::RoutingStats& routing, double reuse,
                  const runtime::RoutingTrace& trace, const std::vector<uint64_t>& budgets) {
   const int64_t steps = trace.records.back().step - trace.records.front().step + 1, warmup = steps > 1 ? 1 : 0;
   std::printf("hit-rate model vs strata cachesim on %s (%lld steps, the first not counted, as bench's warm-up):\n",
@@ -200,7 +202,7 @@ void check_trace(const PlanArgs& a, const Shape& shape, const runtime::RoutingSt
     o.warmup_steps = warmup;
     o.unit_bytes = uint64_t(per_expert);
     const runtime::CacheSimResult r = runtime::simulate_cache(trace, o);
-    const double m = runtime::model_expert_hit_rate(routing, double(cap), 1, a.capacity_factor, steps - warmup);
+    const double m = runtime::model_expert_hit_rate(routing, double(cap), 1, reuse, steps - warmup);
     std::printf("%-10s %9lld %7.1f%% %7.1f%% %7.1f%% %7.1f%% %+8.3f\n", format_bytes(double(b)).c_str(),
                 static_cast<long long>(cap), 100 * m, 100 * r.belady_rate(), 100 * r.lru_rate(), 100 * r.policy_rate(),
                 m - r.policy_rate());
@@ -219,6 +221,15 @@ int run(PlanArgs& a) {
   std::unique_ptr<runtime::RoutingTrace> trace;
   if (!a.trace.empty()) trace = std::make_unique<runtime::RoutingTrace>(runtime::read_routing_trace(a.trace));
   const runtime::RoutingStats routing = read_routing(a, shape.shape, trace.get());
+  double reuse = a.reuse;
+  std::string reuse_source = "--reuse";
+  if (reuse < 0 && trace && shape.shape.n_expert > 0) {
+    reuse = runtime::reuse_from_trace(*trace);
+    reuse_source = "trace";
+  } else if (reuse < 0) {
+    reuse = runtime::kDefaultReuse;
+    reuse_source = "default";
+  }
 
   std::vector<DriveSet> sets;
   if (!a.profile.empty()) {
@@ -272,7 +283,8 @@ int run(PlanArgs& a) {
       in.batch = a.batch;
       in.drives = s.drives;
       in.compute_s_per_token = compute_s;
-      in.capacity_factor = a.capacity_factor;
+      in.reuse = reuse;
+      in.prefetch_accuracy = a.prefetch_accuracy;
       in.run_steps = a.tokens;
       rows.push_back(runtime::predict(shape.shape, routing, in));
     }
@@ -283,13 +295,15 @@ int run(PlanArgs& a) {
     j["model"] = a.model;
     j["inputs"] = {{"batch", a.batch}, {"routing", routing_text}, {"compute_s_per_token", compute_s},
                    {"compute_source", a.compute_s > 0 ? "--compute-s-per-token" : compute_note},
-                   {"active_bytes_per_token", active}, {"capacity_factor", a.capacity_factor}, {"run_tokens", a.tokens},
+                   {"active_bytes_per_token", active}, {"reuse", reuse}, {"reuse_source", reuse_source},
+                   {"prefetch_accuracy", a.prefetch_accuracy}, {"run_tokens", a.tokens},
                    {"budgets", budgets}};
     json out = json::array();
     for (const runtime::PlanRow& r : rows)
       out.push_back({{"budget_bytes", r.budget_bytes}, {"n_drives", r.n_drives}, {"drive_gbps", r.drive_gbps},
-                     {"batch", r.batch}, {"cache_bytes", r.cache_bytes}, {"hit_rate", r.hit_rate},
-                     {"read_bytes_per_token", r.read_bytes_per_token}, {"read_s", r.read_s}, {"compute_s", r.compute_s},
+                     {"batch", r.batch}, {"cache_bytes", r.cache_bytes}, {"expert_cache_per_layer", r.expert_cache},
+                     {"hit_rate", r.hit_rate}, {"read_bytes_per_token", r.read_bytes_per_token},
+                     {"wasted_bytes_per_token", r.wasted_bytes_per_token}, {"read_s", r.read_s}, {"compute_s", r.compute_s},
                      {"tokens_per_s", r.tokens_per_s}, {"bound", r.bound()}});
     j["rows"] = out;
     std::printf("%s\n", j.dump(2).c_str());
@@ -297,6 +311,8 @@ int run(PlanArgs& a) {
     std::printf("%s: routing %s, batch %d, %s multiplied per token, compute %.4g s/token (%s)\n", a.model.c_str(),
                 routing_text.c_str(), a.batch, format_bytes(double(active)).c_str(), compute_s,
                 a.compute_s > 0 ? "--compute-s-per-token" : compute_note.c_str());
+    std::printf("expert reuse %.3f (%s), prefetch accuracy %.2f, %s\n", reuse, reuse_source.c_str(), a.prefetch_accuracy,
+                a.tokens > 0 ? fmt::format("{} steps after a warm-up step", a.tokens).c_str() : "steady state");
     std::printf("%-10s %-22s %10s %8s %12s %9s %9s %9s  %s\n", "budget", "drives", "cache", "hit", "read/token",
                 "read s", "compute s", "tok/s", "bound by");
     for (const runtime::PlanRow& r : rows)
@@ -305,7 +321,7 @@ int run(PlanArgs& a) {
                   format_bytes(double(r.cache_bytes)).c_str(), 100 * r.hit_rate,
                   format_bytes(r.read_bytes_per_token).c_str(), r.read_s, r.compute_s, r.tokens_per_s, r.bound().c_str());
   }
-  if (a.check_trace) check_trace(a, shape, routing, *trace, budgets);
+  if (a.check_trace) check_trace(a, shape, routing, reuse, *trace, budgets);
   if (!a.png.empty()) write_png(a, sets, rows);
   return 0;
 }
@@ -330,11 +346,14 @@ void add_plan_command(CLI::App& app, int& exit_code) {
       ->check(at_least(0));
   c->add_option("-t,--threads", a->threads, "Threads for the compute measurement (default: all cores)")->check(integer_at_least(1));
   c->add_flag("--remeasure", a->remeasure, "Measure the compute rate again instead of using the cached figure");
-  c->add_option("--tokens", a->tokens, "Decode steps from a cold cache the prediction averages over (strata bench: n_gen x reps + 1; "
-                                       "0: steady state)")
+  c->add_option("--tokens", a->tokens, "Decode steps the prediction averages over, after one warm-up step from a cold cache "
+                                       "(strata bench: n_gen x reps; 0: steady state)")
       ->check(integer_at_least(0, int64_t(1) << 40));
-  c->add_option("--capacity-factor", a->capacity_factor, "Cache correction for experts reused by consecutive tokens (runtime/README.md)")
-      ->check(at_least(1e-3));
+  c->add_option("--reuse", a->reuse, "Share of a step's experts the previous step also used (default: the --trace's, else 0.70)")
+      ->check(CLI::Range(0.0, 1.0));
+  c->add_option("--prefetch-accuracy", a->prefetch_accuracy,
+                "Share of predicted experts the next layer uses (bench's prefetch_accuracy; 1: no wasted reads)")
+      ->check(CLI::Range(0.0, 1.0));
   c->add_option("--sweep-drives", a->sweep, "Also predict for N copies of the first drive, comma-separated counts")
       ->delimiter(',')
       ->check(integer_at_least(1, 1024));

@@ -41,7 +41,8 @@ PlanInputs inputs(uint64_t budget, std::vector<double> gbps, double compute_s = 
   in.budget = budget;
   for (double g : gbps) in.drives.push_back({"", g, 0.0, 16});
   in.compute_s_per_token = compute_s;
-  in.capacity_factor = 1.0;
+  in.reuse = 0;                // independent choices: a static cache of the most popular
+  in.prefetch_accuracy = 1.0;  // no wasted speculative reads
   return in;
 }
 
@@ -74,14 +75,13 @@ TEST_CASE("units are sized as the streaming provider sizes them") {
 }
 
 TEST_CASE("uniform experts with half of them cached hit half the time") {
-  CHECK(model_expert_hit_rate(uniform_routing(1, 8, 2), 4, 1, 1.0) == doctest::Approx(0.5));
-  CHECK(model_expert_hit_rate(uniform_routing(2, 8, 2), 8, 3, 1.0) == doctest::Approx(0.5));
-  CHECK(model_expert_hit_rate(uniform_routing(1, 8, 2), 0, 1, 1.0) == doctest::Approx(0.0));
-  CHECK(model_expert_hit_rate(uniform_routing(1, 8, 2), 8, 1, 1.0) == doctest::Approx(1.0));
-  // The capacity factor stretches what the cache holds: 4 slots count as 6.
-  CHECK(model_expert_hit_rate(uniform_routing(1, 8, 2), 4, 1, 1.5) == doctest::Approx(0.75));
-  // A one-step run from a cold cache misses everything.
-  CHECK(model_expert_hit_rate(uniform_routing(1, 8, 2), 8, 1, 1.0, 1) == doctest::Approx(0.0));
+  // Independent choices (reuse 0 is raised to their own k/E): any 4 of 8 hold half.
+  CHECK(model_expert_hit_rate(uniform_routing(1, 8, 2), 4, 1, 0.0) == doctest::Approx(0.5));
+  CHECK(model_expert_hit_rate(uniform_routing(2, 8, 2), 8, 3, 0.0) == doctest::Approx(0.5));
+  CHECK(model_expert_hit_rate(uniform_routing(1, 8, 2), 0, 1, 0.0) == doctest::Approx(0.0));
+  CHECK(model_expert_hit_rate(uniform_routing(1, 8, 2), 8, 1, 0.0) == doctest::Approx(1.0));
+  // One step after the warm-up step: only what the warm-up step used is there to hit (r of it).
+  CHECK(model_expert_hit_rate(uniform_routing(1, 8, 2), 8, 1, 0.7, 1) == doctest::Approx(0.7));
 
   const PlanRow row = predict(tiny_moe(), uniform_routing(1, 8, 2), inputs(budget_for(4), {1.0}));
   CHECK(row.cache_bytes == 4 * kExpert);
@@ -93,11 +93,73 @@ TEST_CASE("uniform experts with half of them cached hit half the time") {
   CHECK(row.tokens_per_s == doctest::Approx(1e9 / double(kExpert)));
 }
 
+TEST_CASE("reuse between consecutive steps: the self-similar recency curve") {
+  const std::vector<double> q(8, 0.25);  // top-2 of 8, uniform
+  // The 2 most recent hold r = 0.7 of the references, the next 2 hold 0.7 of the rest, the last
+  // group (the 2 that reach E = 8) the rest, linearly.
+  CHECK(expert_hit_curve(q, 0.7, 1) == doctest::Approx(0.35));
+  CHECK(expert_hit_curve(q, 0.7, 2) == doctest::Approx(0.7));
+  CHECK(expert_hit_curve(q, 0.7, 3) == doctest::Approx(0.805));
+  CHECK(expert_hit_curve(q, 0.7, 4) == doctest::Approx(0.91));
+  CHECK(expert_hit_curve(q, 0.7, 6) == doctest::Approx(0.973));
+  CHECK(expert_hit_curve(q, 0.7, 7) == doctest::Approx(0.9865));
+  CHECK(expert_hit_curve(q, 0.7, 8) == doctest::Approx(1.0));
+  // Below independent reuse the static share of the most popular binds.
+  CHECK(expert_hit_curve(q, 0.1, 4) == doctest::Approx(0.5));
+
+  // Steady state, 4 cached: misses 2 x (1 - 0.91); half of the 2 predicted are wrong, each read
+  // unless among the 4 - 2 x 0.91 cached experts the step does not use, of the 6 it does not use.
+  const ExpertTraffic t = expert_traffic(q, 4, 0.7, 0.5, true, 0);
+  CHECK(t.needed == doctest::Approx(2.0));
+  CHECK(t.misses == doctest::Approx(0.18));
+  CHECK(t.wasted == doctest::Approx(1.0 * (1 - (4 - 1.82) / 6)));
+  CHECK(expert_traffic(q, 4, 0.7, 0.5, false, 0).wasted == 0);  // the first MoE layer is not predicted
+  CHECK(expert_traffic(q, 4, 0.7, 1.0, true, 0).wasted == 0);
+  CHECK(expert_traffic(q, 8, 0.7, 0.5, true, 0).misses == 0);   // all fit
+
+  // A run from a cold cache with room for all: every miss is a first use, and the experts seen
+  // grow by 2 x (1 - H(D)) a step: 2 after the warm-up step, 2.6 after one more.
+  const ExpertTraffic one = expert_traffic(q, 8, 0.7, 1.0, true, 1);
+  CHECK(one.misses == doctest::Approx(0.6));
+  const ExpertTraffic two = expert_traffic(q, 8, 0.7, 1.0, true, 2);
+  CHECK(two.misses == doctest::Approx((0.6 + 2 * (1 - expert_hit_curve(q, 0.7, 2.6))) / 2));
+  // Longer runs average the cold start away, toward the steady state.
+  CHECK(expert_traffic(q, 4, 0.7, 0.5, true, 1000000).misses == doctest::Approx(t.misses).epsilon(0.01));
+  CHECK(expert_traffic(q, 3, 0.7, 0.5, true, 12).misses > expert_traffic(q, 3, 0.7, 0.5, true, 0).misses);
+
+  // The prediction: two MoE layers, the second predicted; reuse 0.7, accuracy 0.5, 4 cached.
+  ModelShape s = tiny_moe();
+  s.n_layer = 2;
+  for (int i = 1; i <= 3; ++i) {
+    TensorShape t = s.tensors[size_t(i)];
+    t.layer = 1;
+    t.offset += 3 * 8 * 16 * KiB;
+    s.tensors.push_back(t);
+  }
+  PlanInputs in = inputs(budget_for(8), {1.0});
+  in.reuse = 0.7;
+  in.prefetch_accuracy = 0.5;
+  const PlanRow row = predict(s, uniform_routing(2, 8, 2), in);
+  CHECK(row.expert_cache == doctest::Approx(4.0));
+  CHECK(row.read_bytes_per_token == doctest::Approx((2 * 0.18 + t.wasted) * double(kExpert)));
+  CHECK(row.wasted_bytes_per_token == doctest::Approx(t.wasted * double(kExpert)));
+  CHECK(row.hit_rate == doctest::Approx(0.91));
+
+  RoutingTrace tr;
+  tr.header = {1, 4, 2};
+  tr.records.push_back({0, 0, 1, {0, 1}});
+  tr.records.push_back({1, 0, 1, {1, 2}});
+  tr.records.push_back({2, 0, 1, {2, 1}});
+  CHECK(reuse_from_trace(tr) == doctest::Approx(0.75));  // 1 of 2, then 2 of 2
+  tr.records.resize(1);
+  CHECK_THROWS_WITH_AS(reuse_from_trace(tr), doctest::Contains("two consecutive steps"), strata::Error);
+}
+
 TEST_CASE("the most popular experts are cached first") {
   RoutingStats r;
   r.p = {{1.0, 0.5, 0.25, 0.25, 0, 0, 0, 0}};  // sums to 2
-  CHECK(model_expert_hit_rate(r, 1, 1, 1.0) == doctest::Approx(0.5));
-  CHECK(model_expert_hit_rate(r, 2, 1, 1.0) == doctest::Approx(0.75));
+  CHECK(model_expert_hit_rate(r, 1, 1, 0.0) == doctest::Approx(0.5));
+  CHECK(model_expert_hit_rate(r, 2, 1, 0.0) == doctest::Approx(0.75));
   const PlanRow row = predict(tiny_moe(), r, inputs(budget_for(2), {1.0}));
   CHECK(row.hit_rate == doctest::Approx(0.75));
   CHECK(row.read_bytes_per_token == doctest::Approx(0.5 * double(kExpert)));

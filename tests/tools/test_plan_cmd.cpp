@@ -81,6 +81,32 @@ TEST_CASE("strata plan predicts tokens/s and refuses what it cannot plan") {
   CHECK(p["rows"][0]["n_drives"] == 2);
   CHECK(p["rows"][0]["bound"] == "/mnt/b (slowest drive)");
 
+  // The reuse model's inputs and outputs: more reuse reads less, exact predictions waste nothing,
+  // a short run from a cold cache misses more than the steady state.
+  auto row = [&](const std::string& flags) {
+    const std::string budget = flags.find("--memory-budget") == std::string::npos ? " --memory-budget 2M" : "";
+    test::RunResult x = test::run_strata(base + budget + " --drives 0.1 --json " + flags, true);
+    REQUIRE_MESSAGE(x.status == 0, x.output);
+    return json::parse(x.output);
+  };
+  const json d = row("");
+  CHECK(d["inputs"]["reuse"].get<double>() == doctest::Approx(0.70));
+  CHECK(d["inputs"]["reuse_source"] == "default");
+  CHECK(d["inputs"]["prefetch_accuracy"].get<double>() == doctest::Approx(0.70));
+  const json& d0 = d["rows"][0];
+  CHECK(d0["expert_cache_per_layer"].get<double>() > 0);
+  CHECK(d0["expert_cache_per_layer"].get<double>() < 8);
+  CHECK(d0["wasted_bytes_per_token"].get<double>() > 0);
+  CHECK(d0["wasted_bytes_per_token"].get<double>() < d0["read_bytes_per_token"].get<double>());
+  CHECK(row("--reuse 0.9")["rows"][0]["read_bytes_per_token"].get<double>() < d0["read_bytes_per_token"].get<double>());
+  CHECK(row("--reuse 0.3")["rows"][0]["read_bytes_per_token"].get<double>() > d0["read_bytes_per_token"].get<double>());
+  CHECK(row("--prefetch-accuracy 1")["rows"][0]["wasted_bytes_per_token"].get<double>() == 0);
+  // First uses only add misses (speculative reads aside: a short run guesses among fewer experts).
+  // (At 4M a layer caches 3 of its 8 experts, more than a step uses: the cold start shows.)
+  CHECK(row("--memory-budget 4M --tokens 12 --prefetch-accuracy 1")["rows"][0]["read_bytes_per_token"].get<double>() >
+        1.05 * row("--memory-budget 4M --prefetch-accuracy 1")["rows"][0]["read_bytes_per_token"].get<double>());
+  CHECK(row("--reuse 0.5")["inputs"]["reuse_source"] == "--reuse");
+
   // zipf routing is accepted.
   r = test::run_strata(base + " --memory-budget 1M --drives 0.1 --routing zipf:0.8");
   CHECK_MESSAGE(r.status == 0, r.output);
@@ -108,6 +134,10 @@ TEST_CASE("strata plan predicts tokens/s and refuses what it cannot plan") {
     CHECK(r.status == 1);
     CHECK_MESSAGE(contains(r.output, "not a drive profile"), r.output);
     std::filesystem::remove(bad);
+
+    r = test::run_strata(base + " --memory-budget 1M --drives 0.1 --reuse 1.5");
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(contains(r.output, "--reuse"), r.output);
 
     r = test::run_strata(base + " --memory-budget 1M --drives 0.1 --routing pareto");
     CHECK(r.status == 1);

@@ -32,10 +32,11 @@ fi
 MODEL=$(cd "$(dirname "$MODEL")" && pwd)/$(basename "$MODEL")
 model_bytes=$(stat -c %s "$MODEL")
 
-# Compute time per token, measured once with the model all in RAM: what `strata plan` is told, so
-# its prediction is about the drives (the plan also measures compute itself without it).
+# Compute time per token, measured once with the model all in RAM, and the routing trace of the
+# same decode: what `strata plan` is told (its routing statistics: expert reuse between tokens),
+# so its prediction is about the drives and the cache (the plan also measures compute itself).
 echo "bench-topology: all resident (compute time per token)" >&2
-"$STRATA" bench -m "$MODEL" -p 0 -n "$N" -r 1 -t "$THREADS" -o json > "$OUT/resident.json"
+"$STRATA" bench -m "$MODEL" -p 0 -n "$N" -r 1 -t "$THREADS" --trace-routing "$OUT/routing.jsonl" -o json > "$OUT/resident.json"
 cs=$(python3 -c "import json;r=[x for x in json.load(open('$OUT/resident.json')) if x['n_gen']>0][0];print(1.0/r['avg_ts'])")
 
 have_plan=0
@@ -62,7 +63,7 @@ for cfg in $CONFIGS; do
         --compute-s-per-token "$cs" -o json > "$out/$tag-$b.json"
       if [ "$have_plan" = 1 ]; then
         "$strata" plan -m "$manifest" --memory-budget "$b" --drives "$gbps" --compute-s-per-token "$cs" \
-          --json > "$out/$tag-$b.plan.json" 2> "$out/$tag-$b.plan.err" || echo "plan failed: $(cat "$out/$tag-$b.plan.err")" >&2
+          --trace "$out/routing.jsonl" --tokens "$n" --json > "$out/$tag-$b.plan.json" 2> "$out/$tag-$b.plan.err" || echo "plan failed: $(cat "$out/$tag-$b.plan.err")" >&2
       fi
     done
     echo "$cfg" > "$out/$tag.cfg"

@@ -110,7 +110,9 @@ class DeviceArray final : public ReadBackend {
       const uint8_t pri = std::min<uint8_t>(r.priority, 2);
       // Nothing past the logical end is read (a whole part may be longer than the file it holds).
       const uint64_t size = fe.placement.size();
-      const uint64_t length = r.offset >= size ? 0 : std::min(r.length, size - r.offset);
+      // The cut is rounded up to 4 KiB so O_DIRECT reads stay aligned; bytes past the end are
+      // not reported (data_end).
+      const uint64_t length = r.offset >= size ? 0 : std::min(r.length, (size - r.offset + 4095) / 4096 * 4096);
       if (length < r.length) p.data_end = std::max(r.offset, size);
       for (const Piece& pc : fe.placement.map(r.offset, length)) {
         const PartRef& ref = fe.parts[pc.part];

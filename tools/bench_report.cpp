@@ -1,4 +1,5 @@
 #include "tools/bench_report.h"
+#include "tools/common.h"
 
 #include <fmt/format.h>
 
@@ -24,19 +25,6 @@
 
 namespace strata::tools {
 namespace {
-
-std::string cpu_info() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.starts_with("model name")) continue;
-    const size_t colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    const size_t b = line.find_first_not_of(" \t", colon + 1);
-    if (b != std::string::npos) return line.substr(b);
-  }
-  return "unknown";  // some ARM kernels name no model
-}
 
 std::string utc_now_iso8601() {
   const std::time_t t = std::time(nullptr);
@@ -202,7 +190,7 @@ BenchFormat parse_bench_format(const std::string& s) {
 }
 
 BenchRow bench_row(const BenchModel& model, int n_batch, int n_threads, int n_prompt, int n_gen) {
-  static const std::string cpu = cpu_info();
+  static const std::string cpu = cpu_model_name();
   BenchRow r;
   r["build_commit"] = STRATA_BUILD_COMMIT;
   r["build_number"] = int(STRATA_BUILD_NUMBER);

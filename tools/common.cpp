@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <thread>
 
 #include "storage/error.h"
@@ -52,6 +53,19 @@ std::unique_ptr<tbb::global_control> limit_threads(int n) {
   if (n <= 0) n = hw;
   return std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
                                                static_cast<size_t>(n));
+}
+
+std::string cpu_model_name() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.starts_with("model name")) continue;
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const size_t b = line.find_first_not_of(" \t", colon + 1);
+    if (b != std::string::npos) return line.substr(b);
+  }
+  return "unknown";  // some ARM kernels name no model
 }
 
 }  // namespace strata::tools

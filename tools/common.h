@@ -15,6 +15,10 @@ std::string read_file_bytes(const std::string& path);
 // strata::Error naming the flag unless it is positive and at most 2^60.
 uint64_t parse_size(const std::string& text, const char* flag);
 
+// The CPU's "model name" from /proc/cpuinfo ("unknown" where the kernel names none): bench rows
+// (llama-bench's cpu_info) and plan's cached compute measurement key on it.
+std::string cpu_model_name();
+
 // Limits oneTBB to n worker threads (n <= 0: all cores) for the life of the returned object.
 // More threads than the machine has would only be reported, never run (oneTBB caps them):
 // one warning line, and the hardware count is used.

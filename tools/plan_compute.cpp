@@ -17,22 +17,10 @@
 #include "models/synth.h"
 #include "models/synth_blocks.h"
 #include "storage/error.h"
+#include "tools/common.h"
 
 namespace strata::tools {
 namespace {
-
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.starts_with("model name")) continue;
-    const size_t colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    const size_t b = line.find_first_not_of(" \t", colon + 1);
-    if (b != std::string::npos) return line.substr(b);
-  }
-  return "unknown";
-}
 
 std::string cache_dir() {
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/strata";
@@ -71,7 +59,7 @@ double measure(compute::DType type, int64_t cols) {
 
 ComputeRate measure_compute_rate(compute::DType type, int64_t cols, int threads, bool remeasure) {
   ComputeRate r;
-  r.cpu = cpu_model();
+  r.cpu = cpu_model_name();
   const std::string dir = cache_dir();
   if (!dir.empty()) r.cache_path = fmt::format("{}/compute-{}-{}.json", dir, compute::type_name(type), threads);
   if (!remeasure && !r.cache_path.empty()) {

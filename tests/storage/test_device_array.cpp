@@ -380,7 +380,10 @@ TEST_CASE("device array: a 3-part striped manifest reads back as the file") {
       REQUIRE(rec.per_backend.size() == 1);
       std::set<std::string> seen;
       uint64_t pieces = 0;
-      for (const auto& [path, r] : rec.per_backend[0]) {
+      for (const auto& entry : rec.per_backend[0]) {
+        // Not a structured binding: CAPTURE's lambda may not capture one (clang refuses).
+        const std::string& path = entry.first;
+        const auto& r = entry.second;
         CAPTURE(path);
         CAPTURE(r.offset);
         CAPTURE(r.length);

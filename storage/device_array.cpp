@@ -72,9 +72,9 @@ class DeviceArray final : public ReadBackend {
     for (const std::string& part : fe.placement.parts()) {
       struct stat st {};
       if (::stat(part.c_str(), &st) != 0) fail("{}: cannot stat: {}", part, std::strerror(errno));
-      Device& d = device_for(st.st_dev);
-      fe.parts.push_back({static_cast<uint32_t>(index_of(d)), d.backend->add_file(part)});
-      d.paths.push_back(part);
+      const uint32_t di = device_for(st.st_dev);
+      fe.parts.push_back({di, devices_[di]->backend->add_file(part)});
+      devices_[di]->paths.push_back(part);
     }
     files_.push_back(std::move(fe));
     return static_cast<uint32_t>(files_.size() - 1);
@@ -253,16 +253,10 @@ class DeviceArray final : public ReadBackend {
     ReadRequest inner;
   };
 
-  size_t index_of(const Device& d) const {
-    for (size_t i = 0; i < devices_.size(); ++i)
-      if (devices_[i].get() == &d) return i;
-    return 0;
-  }
-
-  // Under mu_.
-  Device& device_for(dev_t dev) {
-    for (auto& d : devices_)
-      if (d->dev == dev) return *d;
+  // Under mu_. The index of the drive `dev`, set up on first sight.
+  uint32_t device_for(dev_t dev) {
+    for (uint32_t i = 0; i < devices_.size(); ++i)
+      if (devices_[i]->dev == dev) return i;
     auto d = std::make_unique<Device>();
     d->dev = dev;
     d->name = device_name(dev);
@@ -276,7 +270,7 @@ class DeviceArray final : public ReadBackend {
     if (threaded_)  // several drives: one reaper each (the first drive's starts with the second's)
       for (size_t i = 0; i < devices_.size(); ++i)
         if (!devices_[i]->reaper.joinable()) devices_[i]->reaper = std::thread([this, i] { reap_loop(i); });
-    return *devices_.back();
+    return static_cast<uint32_t>(devices_.size() - 1);
   }
 
   // Under mu_. Issues queued pieces of drive `di`, most urgent first, within its byte limit.

@@ -146,13 +146,17 @@ Placement Placement::open(const std::string& locator) {
   return p;
 }
 
+uint64_t stripe_share(uint64_t size, uint64_t stripe, uint64_t parts, uint64_t part) {
+  const uint64_t full = size / stripe, tail = size % stripe;
+  uint64_t bytes = (full / parts) * stripe;
+  if (part < full % parts) bytes += stripe;
+  else if (part == full % parts) bytes += tail;
+  return bytes;
+}
+
 uint64_t Placement::part_share(uint32_t part) const {
   if (!striped()) return part == 0 ? size_ : 0;
-  const uint64_t n = parts_.size(), full = size_ / stripe_, tail = size_ % stripe_;
-  uint64_t bytes = (full / n) * stripe_;
-  if (part < full % n) bytes += stripe_;
-  else if (part == full % n) bytes += tail;
-  return bytes;
+  return stripe_share(size_, stripe_, parts_.size(), part);
 }
 
 std::vector<Piece> Placement::map(uint64_t offset, uint64_t length) const {

@@ -43,6 +43,10 @@ bool is_manifest(const std::string& path);
 // manifest.
 std::vector<std::string> model_locators(const std::string& path);
 
+// Bytes of a `size`-byte file that part `part` of `parts` holds when striped in `stripe`-byte
+// stripes (stripe k in part k mod parts).
+uint64_t stripe_share(uint64_t size, uint64_t stripe, uint64_t parts, uint64_t part);
+
 // A piece of a logical range as it lies in one part.
 struct Piece {
   uint32_t part = 0;

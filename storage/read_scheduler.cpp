@@ -29,17 +29,6 @@ void ReadScheduler::request(uint32_t id, Priority p) {
   }
 }
 
-void ReadScheduler::unqueue(uint32_t id) {
-  Job& j = jobs_.at(id);
-  if (j.state == State::Queued) j.state = State::Idle;  // its queue entries go stale
-}
-
-std::optional<Priority> ReadScheduler::queued_priority(uint32_t id) const {
-  const Job& j = jobs_.at(id);
-  if (j.state != State::Queued) return std::nullopt;
-  return j.priority;
-}
-
 bool ReadScheduler::fits(const Job& j) const {
   return inflight_ == 0 || inflight_ + j.bytes <= opts_.max_inflight_bytes;
 }
@@ -61,7 +50,7 @@ void ReadScheduler::pump() {
     while (!q.empty()) {
       const uint32_t id = q.front();
       Job& j = jobs_[id];
-      if (j.state != State::Queued || j.priority != p) {  // stale: moved up, started or unqueued
+      if (j.state != State::Queued || j.priority != p) {  // stale: moved up or started
         q.pop_front();
         continue;
       }
@@ -88,10 +77,7 @@ void ReadScheduler::start(uint32_t id, Job& j, std::byte* dst) {
   j.got.assign(j.reads.size(), 0);
   inflight_ += j.bytes;
   j.speculative_flight = j.priority == Priority::Speculative;
-  if (j.speculative_flight) {
-    spec_inflight_ += j.bytes;
-    ++spec_started_;
-  }
+  if (j.speculative_flight) spec_inflight_ += j.bytes;
   std::vector<ReadRequest> reqs;
   reqs.reserve(j.reads.size());
   for (size_t i = 0; i < j.reads.size(); ++i) {

@@ -73,11 +73,6 @@ class ReadScheduler {
 
   // Queues the job at `priority`, or moves a queued job up. A job in flight is left alone.
   void request(uint32_t id, Priority priority);
-  // Forgets a queued job (its owner no longer wants it).
-  void unqueue(uint32_t id);
-  bool queued(uint32_t id) const { return jobs_.at(id).state == State::Queued; }
-  bool in_flight(uint32_t id) const { return jobs_.at(id).state == State::InFlight; }
-  std::optional<Priority> queued_priority(uint32_t id) const;
 
   // Starts what it can, in priority order (see the header comment).
   void pump();
@@ -86,7 +81,6 @@ class ReadScheduler {
 
   uint64_t inflight_bytes() const { return inflight_; }
   size_t queue_length(Priority p) const { return queues_[static_cast<int>(p)].size(); }
-  uint64_t speculative_started() const { return spec_started_; }
 
  private:
   enum class State : uint8_t { Idle, Queued, InFlight };
@@ -110,7 +104,7 @@ class ReadScheduler {
   Urgent urgent_;
   std::vector<Job> jobs_;
   std::deque<uint32_t> queues_[3];
-  uint64_t inflight_ = 0, spec_inflight_ = 0, spec_started_ = 0;
+  uint64_t inflight_ = 0, spec_inflight_ = 0;
 };
 
 }  // namespace strata::storage

@@ -118,10 +118,7 @@ int run(const PlaceArgs& a) {
     if (a.whole_parts) {
       share[i % n] += in[i].size();
     } else {
-      for (size_t j = 0; j < n; ++j) {
-        const uint64_t full = in[i].size() / stripe, tail = in[i].size() % stripe;
-        share[j] += (full / n) * stripe + (j < full % n ? stripe : j == full % n ? tail : 0);
-      }
+      for (size_t j = 0; j < n; ++j) share[j] += storage::stripe_share(in[i].size(), stripe, n, j);
     }
   }
   for (size_t j = 0; j < n; ++j) check_room(a.to[j], share[j]);
